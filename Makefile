@@ -1,0 +1,41 @@
+# Two commands for users: `make demo` and `make test`. Everything else is a helper.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+DATA_DIR ?= ./data
+EVENTS ?= 200000
+
+.PHONY: install demo serve test lint bench bench-10m clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(BIN)/gasometer demo --data-dir $(DATA_DIR) --events $(EVENTS) --if-empty --host $(HOST) --port $(PORT)
+
+serve: install
+	$(BIN)/gasometer serve --data-dir $(DATA_DIR) --host $(HOST) --port $(PORT)
+
+lint: install
+	$(BIN)/ruff check gasometer tests benchmarks
+	$(BIN)/ruff format --check gasometer tests benchmarks
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest -q
+
+bench: install
+	$(BIN)/pytest benchmarks --benchmark-enable --benchmark-columns=min,median,mean,max,rounds -p no:cacheprovider
+
+bench-10m: install
+	$(BIN)/pytest benchmarks --benchmark-enable --events 10000000 --benchmark-columns=min,median,mean,max,rounds -p no:cacheprovider
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

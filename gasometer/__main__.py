@@ -1,0 +1,3 @@
+from gasometer.cli import main
+
+raise SystemExit(main())

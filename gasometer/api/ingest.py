@@ -1,0 +1,42 @@
+"""POST /api/ingest: cost events in, answered once they are durable."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Literal
+
+from litestar import Request, post
+from litestar.params import Parameter
+
+from gasometer.api.auth import require_token
+from gasometer.errors import BadRequest, PayloadTooLarge
+from gasometer.ingest.normalize import decode_body, normalize
+from gasometer.model import IngestResult
+from gasometer.runtime import Gasometer
+
+NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl")
+
+
+@post("/api/ingest", guards=[require_token], status_code=202, sync_to_thread=False)
+async def ingest_events(
+    request: Request,
+    gm: Gasometer,
+    kind: Literal["increment", "total"] | None = Parameter(query="kind", default=None),
+) -> IngestResult:
+    """Accept one event, a JSON array or NDJSON; 202 once durable, with duplicates counted.
+
+    A batch with any invalid event stores none of it. `?kind=total` marks every event as
+    a session's running total.
+    """
+    body = await request.body()
+    if len(body) > gm.settings.max_body_bytes:
+        raise PayloadTooLarge(f"body over {gm.settings.max_body_bytes} bytes")
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    events = decode_body(body, ndjson=content_type in NDJSON_TYPES)
+    if not events:
+        raise BadRequest("no events in body")
+    drafts = normalize(events, gm.attributor, kind=kind)
+    return await asyncio.wrap_future(gm.ingestor.submit(drafts))
+
+
+routes = [ingest_events]

@@ -1,0 +1,142 @@
+"""The read API: stats, raw events and health, thin wrappers over gasometer.query.stats."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import get
+from litestar.params import Parameter
+
+from gasometer import __version__
+from gasometer.query import stats
+from gasometer.query.stats import Filters, GroupBy
+from gasometer.runtime import Gasometer
+from gasometer.store import ledger
+
+
+def _filters(
+    from_: str | None = Parameter(query="from", default=None),
+    to: str | None = Parameter(query="to", default=None),
+    tz: str | None = Parameter(query="tz", default=None),
+    role: str | None = Parameter(query="role", default=None),
+    rig: str | None = Parameter(query="rig", default=None),
+    worker: str | None = Parameter(query="worker", default=None),
+    issue: str | None = Parameter(query="issue", default=None),
+) -> Filters:
+    return Filters(start=from_, end=to, tz=tz, role=role, rig=rig, worker=worker, issue=issue)
+
+
+FILTERS = {"filters": _filters}
+
+
+class DailyResponse(msgspec.Struct):
+    """`days`: one row per date and key (role unless `group_by` says otherwise)."""
+
+    days: list[dict[str, Any]]
+
+
+@get("/api/stats/daily", dependencies=FILTERS, sync_to_thread=True)
+def daily(gm: Gasometer, filters: Filters, group_by: GroupBy = "role") -> DailyResponse:
+    """Cost per day and role (or rig, worker, model), days in `tz` (default UTC)."""
+    rows = stats.daily(gm.engine, filters, group_by)
+    days = []
+    for row in rows:
+        item = msgspec.structs.asdict(row)
+        item[group_by] = item.pop("key")
+        days.append(item)
+    return DailyResponse(days)
+
+
+@get("/api/stats/summary", dependencies=FILTERS, sync_to_thread=True)
+def summary(gm: Gasometer, filters: Filters) -> stats.Summary:
+    """Today, this week (from Monday), this month, burn rate and the month's projection."""
+    return stats.summary(gm.engine, filters)
+
+
+class RolesResponse(msgspec.Struct):
+    roles: list[dict[str, Any]]
+
+
+class RigsResponse(msgspec.Struct):
+    rigs: list[dict[str, Any]]
+
+
+def _shares(gm: Gasometer, filters: Filters, by: Any) -> list[dict[str, Any]]:
+    out = []
+    for share in stats.shares(gm.engine, filters, by):
+        item = msgspec.structs.asdict(share)
+        item[by] = item.pop("key")
+        out.append(item)
+    return out
+
+
+@get("/api/stats/roles", dependencies=FILTERS, sync_to_thread=True)
+def roles(gm: Gasometer, filters: Filters) -> RolesResponse:
+    """Cost per role with its share of the total."""
+    return RolesResponse(_shares(gm, filters, "role"))
+
+
+@get("/api/stats/rigs", dependencies=FILTERS, sync_to_thread=True)
+def rigs(gm: Gasometer, filters: Filters) -> RigsResponse:
+    """Cost per rig with its share of the total."""
+    return RigsResponse(_shares(gm, filters, "rig"))
+
+
+@get("/api/costs", dependencies=FILTERS, sync_to_thread=True)
+def costs(
+    gm: Gasometer,
+    filters: Filters,
+    limit: int = 100,
+    cursor: str | None = None,
+    session_id: str | None = None,
+) -> stats.EventPage:
+    """Raw events, newest first; pass `next_cursor` back as `cursor` for the next page."""
+    return stats.events_page(gm.engine, filters, limit, cursor, session_id)
+
+
+class Health(msgspec.Struct):
+    """Is the service well, and what does it hold."""
+
+    status: str
+    version: str
+    event_count: int
+    first_event_at: str | None
+    last_event_at: str | None
+    partitions: list[str]
+    files: int
+    wal_backlog_events: int
+    wal_backlog_batches: int
+    disk_ok: bool
+    last_error: str | None
+
+
+@get("/health", sync_to_thread=True)
+def health(gm: Gasometer) -> Health:
+    """Status, event count, partitions, WAL backlog and version."""
+    return health_report(gm)
+
+
+def health_report(gm: Gasometer) -> Health:
+    """The health of one open Gasometer (shared by the API and `gasometer health`)."""
+    count, first, last = gm.engine.run("health_counts", {}).rows[0]
+    files = gm.store.files()
+    batches, events = ledger.wal_backlog(gm.store.conn)
+    disk_ok = gm.store.check_free_space()
+    error = gm.store.last_error
+    return Health(
+        status="ok" if disk_ok and error is None else "degraded",
+        version=__version__,
+        event_count=count,
+        first_event_at=first,
+        last_event_at=last,
+        partitions=sorted({f.partition for f in files if f.dataset == "events"}),
+        files=len(files),
+        wal_backlog_events=events,
+        wal_backlog_batches=batches,
+        disk_ok=disk_ok,
+        last_error=error,
+    )
+
+
+routes = [daily, summary, roles, rigs, costs, health]

@@ -1,0 +1,261 @@
+"""The one writer: deduplicates, turns totals into increments, and commits durably.
+
+Requests hand their drafts to a single thread that takes everything queued, applies it
+in one ledger transaction (group commit: one fsync for many requests), then makes the
+batch visible to readers and to live listeners. A request is answered only after its
+transaction is durable.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+from gasometer.errors import StorageFull
+from gasometer.ingest.normalize import Draft
+from gasometer.model import IngestResult, StoredEvent
+from gasometer.store import ledger
+from gasometer.store.ledger import Amounts, IdentityRow
+from gasometer.store.store import Store, batch_encoder
+
+log = logging.getLogger("gasometer.ingest")
+
+Listener = Callable[[list[StoredEvent]], None]
+MAX_GROUP_EVENTS = 50_000
+ZERO: Amounts = (0.0, 0, 0, 0, 0)
+
+
+@dataclass
+class _Job:
+    drafts: Sequence[Draft]
+    future: Future[IngestResult] = field(default_factory=Future)
+
+
+@dataclass
+class IngestCounters:
+    """Totals since start, for /health and /metrics."""
+
+    requests: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    commits: int = 0
+    refused_full: int = 0
+
+
+class Ingestor:
+    """Accepts drafts from any thread; answers once they are durable."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.conn = ledger.connect(store.data_dir)
+        self.listeners: list[Listener] = []
+        self.counters = IngestCounters()
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="gasometer-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, drafts: Sequence[Draft]) -> Future[IngestResult]:
+        """Queue drafts for the next group commit; the future resolves once durable."""
+        job = _Job(drafts)
+        self._queue.put(job)
+        return job.future
+
+    def ingest(self, drafts: Sequence[Draft]) -> IngestResult:
+        """Store drafts and wait until they are durable (for the CLI and the importer)."""
+        return self.submit(drafts).result()
+
+    def close(self) -> None:
+        """Finish queued work and stop the writer thread."""
+        self._queue.put(None)
+        self._thread.join()
+        self.conn.close()
+
+    def _run(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            jobs = [job]
+            size = len(job.drafts)
+            while size < MAX_GROUP_EVENTS:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._commit(jobs)
+                    return
+                jobs.append(more)
+                size += len(more.drafts)
+            self._commit(jobs)
+
+    def _commit(self, jobs: list[_Job]) -> None:
+        try:
+            if not self.store.check_free_space():
+                raise StorageFull("disk full: ingest refused until space is freed")
+            results, stored, batch_id = self._apply(jobs)
+        except sqlite3.OperationalError as exc:
+            error: Exception = exc
+            if "full" in str(exc).lower():
+                error = StorageFull("disk full: ingest refused until space is freed")
+            self._fail(jobs, error)
+            return
+        except Exception as exc:
+            log.exception("ingest commit failed")
+            self._fail(jobs, exc)
+            return
+        if stored:
+            self.store.add_pending(batch_id, time.time(), stored)
+        self.counters.commits += 1
+        for job, result in zip(jobs, results, strict=True):
+            self.counters.requests += 1
+            self.counters.accepted += result.accepted
+            self.counters.duplicates += result.duplicates
+            job.future.set_result(result)
+        if stored:
+            for listener in self.listeners:
+                try:
+                    listener(stored)
+                except Exception:
+                    log.exception("live listener failed")
+
+    def _fail(self, jobs: list[_Job], error: Exception) -> None:
+        if isinstance(error, StorageFull):
+            self.counters.refused_full += len(jobs)
+        for job in jobs:
+            job.future.set_exception(error)
+
+    def _apply(self, jobs: list[_Job]) -> tuple[list[IngestResult], list[StoredEvent], int]:
+        with ledger.transaction(self.conn) as conn:
+            batch = _Batch(conn, ledger.next_event_id(conn))
+            results = [batch.add_all(job.drafts) for job in jobs]
+            batch_id = ledger.next_batch_id(conn)
+            if batch.stored:
+                ledger.save_identities(conn, batch.identity_rows())
+                ledger.save_totals(conn, batch.new_totals)
+                payload = batch_encoder.encode(batch.stored)
+                ledger.append_batch(conn, batch_id, len(batch.stored), payload)
+                ledger.set_next_batch_id(conn, batch_id + 1)
+                ledger.set_next_event_id(conn, batch.next_id)
+        return results, batch.stored, batch_id
+
+
+class _Batch:
+    """The dedup and total-to-increment rules, applied to one transaction's drafts."""
+
+    def __init__(self, conn: sqlite3.Connection, next_id: int) -> None:
+        self.conn = conn
+        self.next_id = next_id
+        self.stored: list[StoredEvent] = []
+        self.identities: dict[bytes, IdentityRow] = {}
+        self.changed: set[bytes] = set()
+        self.totals: dict[str, list[tuple[int, Amounts]]] = {}
+        self.new_totals: list[tuple[str, int, Amounts]] = []
+
+    def identity_rows(self) -> list[tuple[bytes, int, Amounts | None]]:
+        return [(k, self.identities[k].revision, self.identities[k].amounts) for k in self.changed]
+
+    def add_all(self, drafts: Sequence[Draft]) -> IngestResult:
+        accepted = 0
+        for draft in drafts:
+            accepted += self.add(draft)
+        return IngestResult(accepted=accepted, duplicates=len(drafts) - accepted)
+
+    def add(self, draft: Draft) -> bool:
+        """Store the draft (or the part of it that is new); False if it is a duplicate."""
+        seen = self._identity(draft.key)
+        if draft.kind == "total":
+            if seen is not None:
+                return False
+            self._remember(draft.key, IdentityRow(0, None))
+            self._store(draft, 0, self._total_increment(draft))
+            return True
+        if seen is None:
+            amounts = draft.amounts if draft.event_id is not None else None
+            self._remember(draft.key, IdentityRow(0, amounts))
+            self._store(draft, 0, draft.amounts)
+            return True
+        if draft.event_id is not None and seen.amounts and _grew(seen.amounts, draft.amounts):
+            revision = seen.revision + 1
+            self._remember(draft.key, IdentityRow(revision, draft.amounts))
+            self._store(draft, revision, _minus(draft.amounts, seen.amounts))
+            return True
+        return False
+
+    def _identity(self, key: bytes) -> IdentityRow | None:
+        if key in self.identities:
+            return self.identities[key]
+        return ledger.lookup_identity(self.conn, key)
+
+    def _remember(self, key: bytes, row: IdentityRow) -> None:
+        self.identities[key] = row
+        self.changed.add(key)
+
+    def _total_increment(self, draft: Draft) -> Amounts:
+        points = self.totals.get(draft.session_id)
+        if points is None:
+            points = ledger.session_totals(self.conn, draft.session_id)
+            self.totals[draft.session_id] = points
+        before = session_value(points)
+        points.append((draft.ended_at_us, draft.amounts))
+        points.sort(key=lambda p: p[0])
+        self.new_totals.append((draft.session_id, draft.ended_at_us, draft.amounts))
+        return _minus(session_value(points), before)
+
+    def _store(self, draft: Draft, revision: int, amounts: Amounts) -> None:
+        self.stored.append(
+            StoredEvent(
+                id=self.next_id,
+                session_id=draft.session_id,
+                ended_at_us=draft.ended_at_us,
+                started_at_us=draft.started_at_us,
+                role=draft.role,
+                rig=draft.rig,
+                worker=draft.worker,
+                model=draft.model,
+                issue=draft.issue,
+                parent_session_id=draft.parent_session_id,
+                source=draft.source,
+                event_id=draft.event_id,
+                kind=draft.kind,
+                revision=revision,
+                cost_usd=amounts[0],
+                input_tokens=amounts[1],
+                output_tokens=amounts[2],
+                cache_creation_tokens=amounts[3],
+                cache_read_tokens=amounts[4],
+            )
+        )
+        self.next_id += 1
+
+
+def session_value(points: Sequence[tuple[int, Amounts]]) -> Amounts:
+    """A session's cost from its running totals (time-ordered): the sum of each run's last
+    total, where a run ends when the total falls (the agent started a new transcript)."""
+    total = ZERO
+    run_end: Amounts | None = None
+    for _, amounts in points:
+        if run_end is not None and amounts[0] < run_end[0]:
+            total = _plus(total, run_end)
+        run_end = amounts
+    return total if run_end is None else _plus(total, run_end)
+
+
+def _grew(old: Amounts, new: Amounts) -> bool:
+    """A later version of a streamed response: no count smaller, some count larger."""
+    no_smaller = all(n >= o for n, o in zip(new[1:], old[1:], strict=True))
+    return no_smaller and sum(new[1:]) > sum(old[1:])
+
+
+def _plus(a: Amounts, b: Amounts) -> Amounts:
+    return (a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3], a[4] + b[4])
+
+
+def _minus(a: Amounts, b: Amounts) -> Amounts:
+    return (a[0] - b[0], a[1] - b[1], a[2] - b[2], a[3] - b[3], a[4] - b[4])

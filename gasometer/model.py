@@ -1,0 +1,94 @@
+"""The payloads that cross Gasometer's edges: what clients send and what is stored.
+
+`CostEvent` is the wire format accepted by `POST /api/ingest` (and produced by the
+transcript importer and the hook). `StoredEvent` is one row of the event log: the
+event after attribution, deduplication and total-to-increment conversion.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta
+
+SessionId = Annotated[str, Meta(min_length=1, max_length=200)]
+ShortText = Annotated[str, Meta(max_length=500)]
+Tokens = Annotated[int, Meta(ge=0, le=2**53)]
+Cost = Annotated[float, Meta(ge=0, allow_inf_nan=False)]
+AwareTime = Annotated[datetime, Meta(tz=True)]
+EventKind = Literal["increment", "total"]
+
+TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens")
+
+
+class CostEvent(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """One cost report, as sent by a client.
+
+    With `kind="total"` the numbers are the session's running total so far (Gas Town's
+    own Stop hook); otherwise they are the cost of [started_at, ended_at] alone.
+    """
+
+    session_id: SessionId
+    cost_usd: Cost
+    ended_at: AwareTime
+    started_at: AwareTime | None = None
+    role: ShortText | None = None
+    worker: ShortText | None = None
+    rig: ShortText | None = None
+    model: ShortText | None = None
+    input_tokens: Tokens = 0
+    output_tokens: Tokens = 0
+    cache_creation_tokens: Tokens = 0
+    cache_read_tokens: Tokens = 0
+    issue: ShortText | None = None
+    work_item: ShortText | None = None
+    parent_session_id: ShortText | None = None
+    source: ShortText | None = None
+    event_id: Annotated[str, Meta(min_length=1, max_length=200)] | None = None
+    kind: EventKind = "increment"
+
+
+class StoredEvent(msgspec.Struct, kw_only=True, array_like=True):
+    """One row of the event log (Parquet `events/`), amounts already as increments.
+
+    `revision` is 0 for an event's first version; a later, larger version of the same
+    `event_id` is stored as a further row holding only the difference, so that every
+    query stays a plain sum and `event_count` counts rows with `revision = 0`.
+    """
+
+    id: int
+    session_id: str
+    ended_at_us: int
+    started_at_us: int | None
+    role: str
+    rig: str
+    worker: str
+    model: str | None
+    issue: str | None
+    parent_session_id: str | None
+    source: str
+    event_id: str | None
+    kind: str
+    revision: int
+    cost_usd: float
+    input_tokens: int
+    output_tokens: int
+    cache_creation_tokens: int
+    cache_read_tokens: int
+
+
+class IngestResult(msgspec.Struct):
+    """What `POST /api/ingest` answers once the events are durable."""
+
+    accepted: int
+    duplicates: int
+
+
+class ErrorBody(msgspec.Struct):
+    """The one JSON error shape of every endpoint."""
+
+    error: str
+    status: int
+    ok: bool = False

@@ -1,0 +1,123 @@
+"""Every read goes through here: named queries from queries/ run by DuckDB over a snapshot.
+
+Each thread gets its own DuckDB cursor holding two views, rebuilt only when the store's
+snapshot changes: `events` (raw events: Parquet files plus unflushed ones) and `hourly`
+(the hourly rollup: rollup files plus the rollup of unflushed events).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, NamedTuple
+
+import duckdb
+
+from gasometer import duck
+from gasometer.errors import QueryError
+from gasometer.resources import query_text
+from gasometer.store.parquet import parquet_list_sql
+from gasometer.store.store import Snapshot, Store
+
+EXACT_ROLLUP = (
+    query_text("rollup_hourly")
+    .replace("date_trunc('hour', ended_at)", "ended_at")
+    .replace("FROM pending_events", "FROM events")
+)
+"""The rollup at the grain of raw events: exact for windows that do not start and end on
+a UTC hour, and for zones such as Asia/Kolkata whose midnight is not on one."""
+
+
+class Result(NamedTuple):
+    """Columns and rows of one query."""
+
+    columns: list[str]
+    rows: list[tuple[Any, ...]]
+
+    def dicts(self) -> list[dict[str, Any]]:
+        """Rows as dicts keyed by column name."""
+        return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
+
+
+class QueryEngine:
+    """Runs named and ad-hoc SQL over the store's current snapshot, one cursor per thread."""
+
+    def __init__(self, store: Store, threads: int = 2, memory_limit: str = "2GB") -> None:
+        self.store = store
+        self.root = duck.connect(threads=threads, memory_limit=memory_limit)
+        self.root.execute("SET parquet_metadata_cache = true")
+        self._local = threading.local()
+        self._cursors: list[duckdb.DuckDBPyConnection] = []
+        self._cursors_lock = threading.Lock()
+
+    def close(self) -> None:
+        """Close every cursor and the database."""
+        with self._cursors_lock:
+            for cursor in self._cursors:
+                cursor.close()
+            self._cursors.clear()
+        self.root.close()
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """This thread's cursor, its views matching the store's latest snapshot."""
+        cursor: duckdb.DuckDBPyConnection | None = getattr(self._local, "cursor", None)
+        if cursor is None:
+            cursor = self.root.cursor()
+            cursor.execute("SET TimeZone = 'UTC'")
+            self._local.cursor = cursor
+            self._local.version = -1
+            with self._cursors_lock:
+                self._cursors.append(cursor)
+        snapshot = self.store.snapshot()
+        if self._local.version != snapshot.version:
+            install_views(cursor, snapshot)
+            self._local.version = snapshot.version
+        return cursor
+
+    def run(self, name: str, params: dict[str, Any], *, hourly_grain: bool = True) -> Result:
+        """Run queries/<name>.sql with bound parameters; `hourly_grain=False` makes `hourly`
+        exact (one row per raw event) for windows the hourly rollup cannot cut."""
+        sql = query_text(name)
+        if not hourly_grain:
+            sql = with_relation(sql, "hourly", EXACT_ROLLUP)
+        return self.execute(sql, params)
+
+    def execute(self, sql: str, params: dict[str, Any] | None = None) -> Result:
+        """Run SQL on this thread's cursor; DuckDB errors become QueryError."""
+        cursor = self.cursor()
+        try:
+            relation = cursor.execute(sql, params or {})
+            columns = [d[0] for d in relation.description] if relation.description else []
+            return Result(columns, relation.fetchall())
+        except duckdb.Error as exc:
+            raise QueryError(str(exc).splitlines()[0]) from exc
+
+
+def install_views(cursor: duckdb.DuckDBPyConnection, snapshot: Snapshot) -> None:
+    """(Re)define `events` and `hourly` on a cursor for one snapshot."""
+    cursor.register("pending_events", snapshot.pending)
+    cursor.execute(
+        "CREATE OR REPLACE TEMP VIEW events AS "
+        + _union(snapshot.event_files, "SELECT * FROM pending_events")
+    )
+    cursor.execute(
+        "CREATE OR REPLACE TEMP VIEW hourly AS "
+        + _union(snapshot.hourly_files, f"SELECT * FROM ({query_text('rollup_hourly')})")
+    )
+
+
+def _union(files: tuple[str, ...], pending_sql: str) -> str:
+    if not files:
+        return pending_sql
+    return (
+        f"SELECT * FROM read_parquet({parquet_list_sql(files)}, hive_partitioning = true) "
+        f"UNION ALL BY NAME {pending_sql}"
+    )
+
+
+def with_relation(sql: str, name: str, definition: str) -> str:
+    """`sql` with `name` bound to `definition` by a leading CTE (shadowing the view)."""
+    body = "\n".join(line for line in sql.splitlines() if not line.startswith("--"))
+    stripped = body.lstrip()
+    if stripped[:4].upper() == "WITH":
+        return f"WITH {name} AS ({definition}),{stripped[4:]}"
+    return f"WITH {name} AS ({definition}) {stripped}"

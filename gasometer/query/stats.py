@@ -1,0 +1,205 @@
+"""The answers of the read API, as msgspec Structs, built from named queries.
+
+Nothing here knows about HTTP: the API, the CLI and the benchmarks call these directly.
+"""
+
+from __future__ import annotations
+
+import base64
+import calendar
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+import msgspec
+
+from gasometer.errors import BadRequest
+from gasometer.query.engine import QueryEngine
+from gasometer.query.window import Window, local_midnight, whole_hour_offsets, window, zone
+
+GroupBy = Literal["role", "rig", "worker", "model"]
+
+
+class Filters(msgspec.Struct, kw_only=True):
+    """Filters shared by the read endpoints (None = any)."""
+
+    start: str | None = None
+    end: str | None = None
+    tz: str | None = None
+    role: str | None = None
+    rig: str | None = None
+    worker: str | None = None
+    issue: str | None = None
+
+    def window(self) -> Window:
+        """The [start, end) window in UTC these filters ask for."""
+        return window(self.start, self.end, self.tz)
+
+    def params(self, win: Window, *, drop: tuple[str, ...] = ()) -> dict[str, Any]:
+        """Bound parameters for a named query."""
+        values: dict[str, Any] = {
+            "start": win.start,
+            "end": win.end,
+            "role": self.role,
+            "rig": self.rig,
+            "worker": self.worker,
+            "issue": self.issue,
+        }
+        for name in drop:
+            values.pop(name)
+        return values
+
+
+class DailyRow(msgspec.Struct):
+    """One day's cost for one role (or rig, worker, model)."""
+
+    date: str
+    key: str
+    total_usd: float
+    session_count: int
+    event_count: int
+    input_tokens: int
+    output_tokens: int
+    cache_creation_tokens: int
+    cache_read_tokens: int
+
+
+class Totals(msgspec.Struct):
+    """Cost, sessions and events in one window."""
+
+    total_usd: float
+    session_count: int
+    event_count: int
+
+
+class Summary(msgspec.Struct):
+    """Today, this week (from Monday), this month, and where the month is heading."""
+
+    today: Totals
+    week: Totals
+    month: Totals
+    burn_rate_usd_per_hour: float
+    projected_month_usd: float
+    tz: str
+    as_of: str
+
+
+class Share(msgspec.Struct):
+    """One role's (or rig's) cost and share of the total."""
+
+    key: str
+    total_usd: float
+    session_count: int
+    share: float
+
+
+class EventPage(msgspec.Struct):
+    """A page of raw events, newest first."""
+
+    events: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+def hourly_grain_fits(win: Window) -> bool:
+    """True if the hourly rollup answers this window exactly."""
+    aligned = all(
+        t.minute == 0 and t.second == 0 and t.microsecond == 0 for t in (win.start, win.end)
+    )
+    return aligned and whole_hour_offsets(win.tz, win.start, win.end)
+
+
+def daily(engine: QueryEngine, filters: Filters, group_by: GroupBy = "role") -> list[DailyRow]:
+    """Cost per day (in the asked zone) and role, rig, worker or model."""
+    win = filters.window()
+    params = {**filters.params(win), "tz": win.tz, "group_by": group_by}
+    result = engine.run("daily", params, hourly_grain=hourly_grain_fits(win))
+    return [DailyRow(str(r[0]), *r[1:]) for r in result.rows]
+
+
+def totals(engine: QueryEngine, filters: Filters, start: datetime, end: datetime) -> Totals:
+    """Totals for [start, end) under the given filters."""
+    win = Window(start, end, filters.window().tz)
+    result = engine.run("totals", filters.params(win), hourly_grain=hourly_grain_fits(win))
+    return Totals(*result.rows[0])
+
+
+def summary(engine: QueryEngine, filters: Filters, now: datetime | None = None) -> Summary:
+    """Today, week and month in the asked zone, the last hour's burn rate, and a projection
+    of the month: month-to-date spend scaled to the month's full length."""
+    now = now or datetime.now(UTC)
+    tz = filters.window().tz
+    today = local_midnight(now, tz)
+    local = now.astimezone(zone(tz))
+    week = local_midnight(now - timedelta(days=local.weekday()), tz)
+    month = local_midnight(now - timedelta(days=local.day - 1), tz)
+    days_in_month = calendar.monthrange(local.year, local.month)[1]
+    month_end = local_midnight(month + timedelta(days=days_in_month, hours=12), tz)
+    future = now + timedelta(days=1)
+    month_totals = totals(engine, filters, month, future)
+    burn = engine.run("burn_last_hour", {"now": now, **_dims(filters)}).rows[0][0]
+    elapsed = (now - month).total_seconds()
+    span = (month_end - month).total_seconds()
+    projected = month_totals.total_usd * span / elapsed if elapsed > 0 else 0.0
+    return Summary(
+        today=totals(engine, filters, today, future),
+        week=totals(engine, filters, week, future),
+        month=month_totals,
+        burn_rate_usd_per_hour=float(burn),
+        projected_month_usd=projected,
+        tz=tz,
+        as_of=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
+
+
+def _dims(filters: Filters) -> dict[str, Any]:
+    return {"role": filters.role, "rig": filters.rig, "worker": filters.worker, "issue": filters.issue}
+
+
+def shares(engine: QueryEngine, filters: Filters, by: Literal["role", "rig"]) -> list[Share]:
+    """Cost per role or rig with each one's share of the total."""
+    win = filters.window()
+    name = "cost_by_role" if by == "role" else "cost_by_rig"
+    params = filters.params(win, drop=(by,))
+    result = engine.run(name, params, hourly_grain=hourly_grain_fits(win))
+    return [Share(*row) for row in result.rows]
+
+
+def events_page(
+    engine: QueryEngine,
+    filters: Filters,
+    limit: int = 100,
+    cursor: str | None = None,
+    session_id: str | None = None,
+) -> EventPage:
+    """One page of raw events, newest first; `next_cursor` fetches the next one."""
+    if not 1 <= limit <= 10_000:
+        raise BadRequest("limit: must be between 1 and 10000")
+    after_ts, after_id = _decode_cursor(cursor) if cursor else (None, None)
+    params = {
+        **filters.params(filters.window()),
+        "session_id": session_id,
+        "after_ts": after_ts,
+        "after_id": after_id,
+        "limit": limit,
+    }
+    result = engine.run("events_page", params)
+    rows = result.dicts()
+    next_cursor = None
+    if len(rows) == limit:
+        last = rows[-1]
+        next_cursor = _encode_cursor(last["ended_at_us"], last["id"])
+    for row in rows:
+        del row["ended_at_us"]
+    return EventPage(events=rows, next_cursor=next_cursor)
+
+
+def _encode_cursor(ended_at_us: int, row_id: int) -> str:
+    return base64.urlsafe_b64encode(f"{ended_at_us}:{row_id}".encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, int]:
+    try:
+        micros, row_id = base64.urlsafe_b64decode(cursor.encode()).decode().split(":")
+        moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(micros))
+        return moment, int(row_id)
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("cursor: not a cursor returned by this endpoint") from None

@@ -1,0 +1,75 @@
+"""Time windows of the read API: `from`/`to` as dates or RFC 3339 times, days in `tz`."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from typing import NamedTuple
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from gasometer.errors import BadRequest
+
+FAR_PAST = datetime(2000, 1, 1, tzinfo=UTC)
+FAR_FUTURE = datetime(2100, 1, 1, tzinfo=UTC)
+
+
+class Window(NamedTuple):
+    """[start, end) in UTC, and the zone whose days the answer is cut into."""
+
+    start: datetime
+    end: datetime
+    tz: str
+
+
+def zone(tz: str | None) -> ZoneInfo:
+    """The IANA zone named `tz` (UTC when not given); a clear error for unknown names."""
+    try:
+        return ZoneInfo(tz or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        raise BadRequest(f"tz: unknown time zone {tz!r} (use an IANA name like Europe/Paris)")
+
+
+def parse_bound(value: str | None, tz: ZoneInfo, name: str, *, end: bool) -> datetime | None:
+    """A date (start of that day in `tz`, or start of the next day for `to`) or a time."""
+    if value is None or value == "":
+        return None
+    try:
+        if len(value) == 10:
+            day = date.fromisoformat(value)
+            if end:
+                day += timedelta(days=1)
+            return datetime.combine(day, time(), tz).astimezone(UTC)
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadRequest(f"{name}: {value!r} is not a date (YYYY-MM-DD) or RFC 3339 time")
+    if moment.tzinfo is None:
+        raise BadRequest(f"{name}: {value!r} needs an offset or Z")
+    return moment.astimezone(UTC)
+
+
+def window(start: str | None, end: str | None, tz: str | None) -> Window:
+    """The window asked for; `to` as a date includes that whole day."""
+    zone_info = zone(tz)
+    lo = parse_bound(start, zone_info, "from", end=False) or FAR_PAST
+    hi = parse_bound(end, zone_info, "to", end=True) or FAR_FUTURE
+    if hi < lo:
+        raise BadRequest("to is before from")
+    return Window(lo, hi, zone_info.key)
+
+
+def whole_hour_offsets(tz: str, *moments: datetime) -> bool:
+    """True if `tz` is a whole number of hours from UTC at each moment (hourly rollups
+    then cut its days exactly)."""
+    zone_info = ZoneInfo(tz)
+    for moment in moments:
+        clamped = min(max(moment, FAR_PAST), FAR_FUTURE - timedelta(days=1))
+        offset = clamped.astimezone(zone_info).utcoffset() or timedelta()
+        if offset % timedelta(hours=1):
+            return False
+    return True
+
+
+def local_midnight(moment: datetime, tz: str) -> datetime:
+    """The start (in UTC) of the day in `tz` that `moment` falls in."""
+    zone_info = ZoneInfo(tz)
+    local = moment.astimezone(zone_info)
+    return datetime.combine(local.date(), time(), zone_info).astimezone(UTC)

@@ -1,0 +1,331 @@
+"""The store: acknowledged events on their way from the write-ahead log to Parquet.
+
+Events arrive as committed WAL batches (`add_pending`), are visible to queries at once
+through `snapshot()`, and are flushed by size or age into Hive-partitioned Parquet
+(`events/month=YYYY-MM/`) together with their hourly rollup (`hourly/month=YYYY-MM/`).
+Compaction merges small files into large ones. Every step publishes through one ledger
+transaction, so a crash at any point leaves either the old or the new set of files.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import math
+import os
+import shutil
+import threading
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import msgspec
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from gasometer import duck
+from gasometer.config import Settings
+from gasometer.errors import GasometerError
+from gasometer.model import StoredEvent
+from gasometer.resources import query_text
+from gasometer.store import ledger
+from gasometer.store.ledger import FileEntry
+from gasometer.store.parquet import copy_to_parquet, parquet_list_sql
+from gasometer.store.schema import empty_events, events_to_arrow
+
+log = logging.getLogger("gasometer.store")
+
+DATASETS = ("events", "hourly")
+_batch_decoder = msgspec.msgpack.Decoder(list[StoredEvent])
+batch_encoder = msgspec.msgpack.Encoder()
+
+
+class PendingBatch(NamedTuple):
+    """A committed WAL batch not yet in Parquet, kept in memory for queries."""
+
+    batch_id: int
+    created_at: float
+    table: pa.Table
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A consistent view for one query: live files plus unflushed events, never both."""
+
+    version: int
+    data_dir: Path
+    event_files: tuple[str, ...]
+    hourly_files: tuple[str, ...]
+    pending: pa.Table
+
+
+class StoreLocked(GasometerError):
+    """Another Gasometer process owns this data directory."""
+
+
+class Store:
+    """Owns a data directory: flushing, compaction and consistent snapshots for readers."""
+
+    def __init__(self, settings: Settings, *, readonly: bool = False) -> None:
+        self.settings = settings
+        self.data_dir = settings.data_dir.resolve()
+        self.readonly = readonly
+        self._lock = threading.RLock()
+        self._flush_lock = threading.Lock()
+        self._pending: list[PendingBatch] = []
+        self._files: dict[str, FileEntry] = {}
+        self._version = 0
+        self._snapshot: Snapshot | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock_handle: int | None = None
+        self.last_error: str | None = None
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if not readonly:
+            self._take_ownership()
+        self.conn = ledger.connect(self.data_dir)
+        self._duck = duck.connect(threads=2, memory_limit=settings.query_memory_limit)
+        if not readonly:
+            self._sweep_orphans()
+        self._load()
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def _take_ownership(self) -> None:
+        fd = os.open(self.data_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise StoreLocked(
+                f"{self.data_dir} is in use by another gasometer process (stop it first)"
+            ) from None
+        self._lock_handle = fd
+
+    def _load(self) -> None:
+        with self._lock:
+            self._files = {f.path: f for f in ledger.live_files(self.conn)}
+            self._pending = [
+                PendingBatch(bid, created, events_to_arrow(_batch_decoder.decode(payload)))
+                for bid, created, payload in ledger.pending_batches(self.conn)
+            ]
+            self._changed()
+
+    def _sweep_orphans(self) -> None:
+        """Remove what an interrupted flush or compaction left behind (never live files)."""
+        live = {f.path for f in ledger.live_files(self.conn)}
+        for dataset in DATASETS:
+            root = self.data_dir / dataset
+            if not root.exists():
+                continue
+            for path in root.rglob("*"):
+                rel = path.relative_to(self.data_dir).as_posix()
+                if path.is_file() and rel not in live:
+                    log.info("removing orphan file %s", rel)
+                    path.unlink()
+        self.delete_retired(grace_s=0)
+
+    def start(self) -> None:
+        """Flush, compact and clean up in a background thread until `close()`."""
+        if self._thread is None and not self.readonly:
+            self._thread = threading.Thread(target=self._run, name="gasometer-flusher", daemon=True)
+            self._thread.start()
+
+    def close(self) -> None:
+        """Stop the background thread, flush what is pending, release the directory."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if not self.readonly:
+            try:
+                self.flush(force=True)
+            except Exception as exc:  # the WAL still holds every event
+                log.warning("final flush failed, events stay in the WAL: %s", exc)
+        self.conn.close()
+        self._duck.close()
+        if self._lock_handle is not None:
+            os.close(self._lock_handle)
+            self._lock_handle = None
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.25):
+            try:
+                if self._flush_due():
+                    self.flush()
+                self.compact()
+                self.delete_retired()
+                self.last_error = None
+            except Exception as exc:
+                self.last_error = str(exc)
+                log.warning("background flush/compaction failed (will retry): %s", exc)
+                self._stop.wait(2.0)
+
+    # -- readers ---------------------------------------------------------------------
+
+    def _changed(self) -> None:
+        self._version += 1
+        self._snapshot = None
+
+    def snapshot(self) -> Snapshot:
+        """The current consistent state for a reader (cheap when nothing changed)."""
+        with self._lock:
+            if self._snapshot is None:
+                tables = [b.table for b in self._pending]
+                pending = pa.concat_tables(tables) if tables else empty_events()
+                by_dataset = defaultdict(list)
+                for entry in self._files.values():
+                    by_dataset[entry.dataset].append(str(self.data_dir / entry.path))
+                self._snapshot = Snapshot(
+                    version=self._version,
+                    data_dir=self.data_dir,
+                    event_files=tuple(sorted(by_dataset["events"])),
+                    hourly_files=tuple(sorted(by_dataset["hourly"])),
+                    pending=pending,
+                )
+            return self._snapshot
+
+    def refresh(self) -> None:
+        """Re-read catalog and WAL from the ledger (for read-only processes)."""
+        self._load()
+
+    def files(self) -> list[FileEntry]:
+        """The live Parquet files."""
+        with self._lock:
+            return list(self._files.values())
+
+    def pending_count(self) -> int:
+        """Events acknowledged but not yet in Parquet."""
+        with self._lock:
+            return sum(b.table.num_rows for b in self._pending)
+
+    # -- writers ---------------------------------------------------------------------
+
+    def add_pending(self, batch_id: int, created_at: float, events: Sequence[StoredEvent]) -> None:
+        """Make a just-committed WAL batch visible to readers."""
+        table = events_to_arrow(events)
+        with self._lock:
+            self._pending.append(PendingBatch(batch_id, created_at, table))
+            self._changed()
+
+    def check_free_space(self) -> bool:
+        """True while the data directory's disk has room for more events."""
+        return shutil.disk_usage(self.data_dir).free >= self.settings.min_free_bytes
+
+    def _flush_due(self) -> bool:
+        with self._lock:
+            if not self._pending:
+                return False
+            events = sum(b.table.num_rows for b in self._pending)
+            age = time.time() - self._pending[0].created_at
+        return events >= self.settings.flush_max_events or age >= self.settings.flush_interval_s
+
+    def flush(self, force: bool = True) -> int:
+        """Write every pending batch to Parquet (events and hourly rollup); returns rows."""
+        with self._flush_lock:
+            with self._lock:
+                batches = list(self._pending)
+            if not batches or (not force and not self._flush_due()):
+                return 0
+            table = pa.concat_tables([b.table for b in batches])
+            tag = f"b{batches[-1].batch_id:012d}-{uuid.uuid4().hex[:8]}"
+            new_files: list[FileEntry] = []
+            for month in sorted(set(table.column("month").to_pylist())):
+                part = table.filter(pc.equal(table.column("month"), month))
+                new_files += self._write_month(part, month, tag)
+            flushed = [b.batch_id for b in batches]
+            ledger.publish_flush(self.conn, new_files, flushed)
+            with self._lock:
+                done = set(flushed)
+                self._pending = [b for b in self._pending if b.batch_id not in done]
+                self._files.update({f.path: f for f in new_files})
+                self._changed()
+            log.debug("flushed %d events into %d files", table.num_rows, len(new_files))
+            return table.num_rows
+
+    def _write_month(self, part: pa.Table, month: str, tag: str) -> list[FileEntry]:
+        self._duck.register("pending_events", part)
+        try:
+            events_sql = "SELECT * EXCLUDE (month) FROM pending_events ORDER BY ended_at, id"
+            rollup_sql = (
+                f"SELECT * EXCLUDE (month) FROM ({query_text('rollup_hourly')}) "
+                "ORDER BY hour, session_id"
+            )
+            return [
+                self._write_file("events", month, f"{tag}.parquet", events_sql),
+                self._write_file("hourly", month, f"{tag}.parquet", rollup_sql),
+            ]
+        finally:
+            self._duck.unregister("pending_events")
+
+    def _write_file(self, dataset: str, month: str, name: str, sql: str) -> FileEntry:
+        rel = f"{dataset}/month={month}/{name}"
+        dest = self.data_dir / rel
+        rows = copy_to_parquet(self._duck, sql, dest)
+        return FileEntry(rel, dataset, month, rows, dest.stat().st_size, time.time())
+
+    # -- compaction ------------------------------------------------------------------
+
+    def compact(self, full: bool = False) -> int:
+        """Merge small files of each partition; `full` merges every small file there is.
+
+        Returns the number of files replaced. Files already at the target size are left
+        alone; others are merged by size tier so each row is rewritten only a few times.
+        """
+        replaced = 0
+        with self._flush_lock:
+            groups: dict[tuple[str, str], list[FileEntry]] = defaultdict(list)
+            for entry in self.files():
+                if entry.rows < self.settings.compact_target_rows:
+                    groups[(entry.dataset, entry.partition)].append(entry)
+            for (dataset, month), entries in sorted(groups.items()):
+                for chosen in self._merge_sets(entries, full):
+                    self._merge(dataset, month, chosen)
+                    replaced += len(chosen)
+        return replaced
+
+    def _merge_sets(self, entries: list[FileEntry], full: bool) -> list[list[FileEntry]]:
+        if len(entries) < 2:
+            return []
+        if full:
+            return [entries]
+        fan_in = max(2, self.settings.compact_min_files)
+        tiers: dict[int, list[FileEntry]] = defaultdict(list)
+        for entry in entries:
+            tiers[int(math.log(max(entry.rows, 1), fan_in))].append(entry)
+        return [files for files in tiers.values() if len(files) >= fan_in]
+
+    def _merge(self, dataset: str, month: str, chosen: list[FileEntry]) -> None:
+        sources = parquet_list_sql([str(self.data_dir / f.path) for f in chosen])
+        relation = f"read_parquet({sources}, hive_partitioning = true)"
+        if dataset == "events":
+            sql = f"SELECT * EXCLUDE (month) FROM {relation} ORDER BY ended_at, id"
+        else:
+            merge = query_text("rollup_merge").replace("rollup_rows", relation)
+            sql = f"SELECT * EXCLUDE (month) FROM ({merge}) ORDER BY hour, session_id"
+        name = f"c{time.time_ns()}-{uuid.uuid4().hex[:8]}.parquet"
+        entry = self._write_file(dataset, month, name, sql)
+        expected = sum(f.rows for f in chosen)
+        if dataset == "events" and entry.rows != expected:
+            (self.data_dir / entry.path).unlink()
+            raise RuntimeError(f"compaction of {month} wrote {entry.rows} rows, not {expected}")
+        ledger.publish_compaction(self.conn, [entry], [f.path for f in chosen])
+        with self._lock:
+            for f in chosen:
+                self._files.pop(f.path, None)
+            self._files[entry.path] = entry
+            self._changed()
+
+    def delete_retired(self, grace_s: float | None = None) -> int:
+        """Delete files replaced by compaction once readers can no longer hold them."""
+        grace = self.settings.retired_file_grace_s if grace_s is None else grace_s
+        paths = ledger.retired_files(self.conn, time.time() - grace)
+        for rel in paths:
+            (self.data_dir / rel).unlink(missing_ok=True)
+        if paths:
+            ledger.forget_retired(self.conn, paths)
+        return len(paths)
