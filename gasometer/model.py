@@ -16,7 +16,8 @@ from msgspec import Meta
 SessionId = Annotated[str, Meta(min_length=1, max_length=200)]
 ShortText = Annotated[str, Meta(max_length=500)]
 Tokens = Annotated[int, Meta(ge=0, le=2**53)]
-Cost = Annotated[float, Meta(ge=0, allow_inf_nan=False)]
+Cost = Annotated[float, Meta(ge=0, le=1e9)]
+"""Finite, non-negative, and under a billion dollars (which also rules out NaN and inf)."""
 AwareTime = Annotated[datetime, Meta(tz=True)]
 EventKind = Literal["increment", "total"]
 
