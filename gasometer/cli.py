@@ -82,7 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
         settings = load_settings(overrides)
         logging.basicConfig(
-            level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+            level=settings.log_level.upper(),
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         )
         return COMMANDS[args.command](args, settings)
     except GasometerError as exc:

@@ -79,4 +79,6 @@ def _http_error(_: Request, exc: HTTPException) -> Response[ErrorBody]:
     extra = getattr(exc, "extra", None)
     if extra:
         message = f"{message}: {extra}"
-    return Response(ErrorBody(error=str(message), status=exc.status_code), status_code=exc.status_code)
+    return Response(
+        ErrorBody(error=str(message), status=exc.status_code), status_code=exc.status_code
+    )

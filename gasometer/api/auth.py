@@ -22,7 +22,7 @@ def token_matches(presented: str, digests: set[bytes]) -> bool:
 def require_token(connection: ASGIConnection, _: BaseRouteHandler) -> None:
     """Guard: `Authorization: Bearer <token>` with a configured token, else 401."""
     header = connection.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
+    scheme, _sep, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise NotAuthorizedException("missing bearer token (Authorization: Bearer <token>)")
     if not token_matches(token.strip(), connection.app.state.token_digests):

@@ -45,7 +45,7 @@ def decode_body(body: bytes, ndjson: bool) -> list[CostEvent]:
     """Decode one object, an array of objects, or NDJSON; errors name the event's index."""
     if ndjson:
         events = []
-        for index, line in enumerate(l for l in body.splitlines() if l.strip()):
+        for index, line in enumerate(ln for ln in body.splitlines() if ln.strip()):
             try:
                 events.append(_one.decode(line))
             except msgspec.DecodeError as exc:

@@ -151,7 +151,12 @@ def summary(engine: QueryEngine, filters: Filters, now: datetime | None = None) 
 
 
 def _dims(filters: Filters) -> dict[str, Any]:
-    return {"role": filters.role, "rig": filters.rig, "worker": filters.worker, "issue": filters.issue}
+    return {
+        "role": filters.role,
+        "rig": filters.rig,
+        "worker": filters.worker,
+        "issue": filters.issue,
+    }
 
 
 def shares(engine: QueryEngine, filters: Filters, by: Literal["role", "rig"]) -> list[Share]:

@@ -25,7 +25,9 @@ def zone(tz: str | None) -> ZoneInfo:
     try:
         return ZoneInfo(tz or "UTC")
     except (ZoneInfoNotFoundError, ValueError):
-        raise BadRequest(f"tz: unknown time zone {tz!r} (use an IANA name like Europe/Paris)")
+        raise BadRequest(
+            f"tz: unknown time zone {tz!r} (use an IANA name like Europe/Paris)"
+        ) from None
 
 
 def parse_bound(value: str | None, tz: ZoneInfo, name: str, *, end: bool) -> datetime | None:
@@ -40,7 +42,7 @@ def parse_bound(value: str | None, tz: ZoneInfo, name: str, *, end: bool) -> dat
             return datetime.combine(day, time(), tz).astimezone(UTC)
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise BadRequest(f"{name}: {value!r} is not a date (YYYY-MM-DD) or RFC 3339 time")
+        raise BadRequest(f"{name}: {value!r} is not a date (YYYY-MM-DD) or RFC 3339 time") from None
     if moment.tzinfo is None:
         raise BadRequest(f"{name}: {value!r} needs an offset or Z")
     return moment.astimezone(UTC)

@@ -24,7 +24,8 @@ LEDGER_FILE = "ledger.sqlite"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS batches (
-    id INTEGER PRIMARY KEY, created_at REAL NOT NULL, events INTEGER NOT NULL, payload BLOB NOT NULL);
+    id INTEGER PRIMARY KEY, created_at REAL NOT NULL,
+    events INTEGER NOT NULL, payload BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS identity (
     key BLOB PRIMARY KEY, revision INTEGER NOT NULL DEFAULT 0,
     cost REAL, input INTEGER, output INTEGER, cache_creation INTEGER, cache_read INTEGER
@@ -137,9 +138,7 @@ def session_totals(conn: sqlite3.Connection, session_id: str) -> list[tuple[int,
     return [(r[0], (r[1], r[2], r[3], r[4], r[5])) for r in rows]
 
 
-def save_totals(
-    conn: sqlite3.Connection, rows: Iterable[tuple[str, int, Amounts]]
-) -> None:
+def save_totals(conn: sqlite3.Connection, rows: Iterable[tuple[str, int, Amounts]]) -> None:
     """Remember running-total points."""
     conn.executemany(
         "INSERT OR IGNORE INTO totals VALUES (?, ?, ?, ?, ?, ?, ?)",

@@ -1,0 +1,116 @@
+"""Shared fixtures: settings on a temporary data directory, an open Gasometer, and a real
+server (uvicorn in its own process, on a free loopback port)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from gasometer.config import Settings, load_settings
+from gasometer.runtime import Gasometer
+
+TOKEN = "test-token-0123456789"
+
+
+def make_settings(data_dir: Path, **overrides: object) -> Settings:
+    """Settings for a test: nothing from the developer's environment leaks in."""
+    return load_settings({"data_dir": data_dir, "tokens": [TOKEN], **overrides}, environ={})
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path / "data")
+
+
+@pytest.fixture
+def gm(settings: Settings) -> Iterator[Gasometer]:
+    app = Gasometer.open(settings)
+    try:
+        yield app
+    finally:
+        app.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class ServerProcess:
+    """A `gasometer serve` process on loopback; restartable and killable by tests."""
+
+    data_dir: Path
+    port: int
+    env: dict[str, str]
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> ServerProcess:
+        cmd = [sys.executable, "-m", "gasometer", "serve", "--data-dir", str(self.data_dir)]
+        cmd += ["--port", str(self.port)]
+        self.process = subprocess.Popen(
+            cmd, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                err = self.process.stderr.read().decode() if self.process.stderr else ""
+                raise RuntimeError(f"server exited early: {err}")
+            try:
+                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        raise RuntimeError("server did not start in time")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def kill(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+
+
+def server_env(**extra: str) -> dict[str, str]:
+    """The environment of a test server: ours only, no GASOMETER_* of the developer."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GASOMETER_")}
+    env.update({"GASOMETER_TOKENS": TOKEN, "GASOMETER_LOG_LEVEL": "warning", **extra})
+    return env
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ServerProcess]:
+    """A fresh server on an empty data directory."""
+    proc = ServerProcess(tmp_path / "data", free_port(), server_env())
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+@pytest.fixture
+def auth() -> dict[str, str]:
+    return {"Authorization": f"Bearer {TOKEN}"}
