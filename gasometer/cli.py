@@ -63,7 +63,33 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("health", parents=[common], help="print the store's health as JSON")
     token = sub.add_parser("token", parents=[common], help="create an ingest token")
     token.add_argument("--label", default="token", help="a name to remember it by")
+    _hook_parsers(sub)
     return parser
+
+
+def _hook_parsers(sub: Any) -> None:
+    hook = sub.add_parser("hook", help="Claude Code hook: send new transcript usage (stdin JSON)")
+    hook.add_argument(
+        "--gt-costs",
+        nargs="?",
+        const="",
+        metavar="PATH",
+        help="forward Gas Town's cost log (default ~/.gt/costs.jsonl) as running totals",
+    )
+    hooks = sub.add_parser("hooks", help="install or remove the hook in Claude's settings.json")
+    action = hooks.add_subparsers(dest="action", required=True)
+    for name in ("install", "uninstall"):
+        p = action.add_parser(name, help=f"{name} Gasometer's Stop/SubagentStop/SessionEnd hooks")
+        p.add_argument(
+            "--settings", type=Path, help="settings file (default ~/.claude/settings.json)"
+        )
+    install = action.choices["install"]
+    install.add_argument("--command", help="hook command (default: gasometer hook)")
+    install.add_argument(
+        "--http", metavar="SERVER_URL", help="install an http hook to this server instead"
+    )
+    install.add_argument("--url", help="server URL the hook sends to (stored for the hook)")
+    install.add_argument("--token", help="ingest token the hook sends with (stored, mode 600)")
 
 
 def _server_args(parser: argparse.ArgumentParser) -> None:
@@ -74,6 +100,10 @@ def _server_args(parser: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one subcommand; exit 1 with one clear line on any user-facing error."""
     args = build_parser().parse_args(argv)
+    if args.command == "hook":
+        from gasometer.hook.run import run_hook
+
+        return run_hook(cost_log=args.gt_costs)
     try:
         overrides: dict[str, Any] = {
             "data_dir": args.data_dir,
@@ -115,6 +145,39 @@ def serve(_: argparse.Namespace, settings: Settings) -> int:
         access_log=False,
     )
     return 0
+
+
+@command("hooks")
+def hooks(args: argparse.Namespace, _: Settings) -> int:
+    """Add or remove Gasometer's entries in Claude Code's settings.json."""
+    import os
+
+    from gasometer.hook import install as inst
+    from gasometer.hook.config import hook_home
+
+    path = args.settings or inst.default_settings_path(os.environ)
+    if args.action == "uninstall":
+        change = inst.uninstall(path)
+        print(f"{path}: removed {change.removed} Gasometer hook(s)" + _backup_note(change.backup))
+        return 0
+    hook = (
+        inst.http_hook(args.http)
+        if args.http
+        else inst.command_hook(args.command or inst.default_command())
+    )
+    change = inst.install(path, hook)
+    stored = inst.write_client_config(hook_home(os.environ), args.url, args.token)
+    what = "installed" if change.changed else "already installed"
+    print(
+        f"{path}: Gasometer hook {what} for {', '.join(inst.EVENTS)}" + _backup_note(change.backup)
+    )
+    if stored:
+        print(f"hook settings stored in {stored}")
+    return 0
+
+
+def _backup_note(backup: Path | None) -> str:
+    return f" (backup: {backup})" if backup else ""
 
 
 @command("token")

@@ -1,0 +1,166 @@
+"""`gasometer hook`: the command Claude Code runs at Stop, SubagentStop and SessionEnd.
+
+It never fails the agent: whatever happens it prints nothing, exits 0, and keeps within
+its time budget (about 1 s; less at SessionEnd). New events are first added to the
+durable spool, then the spool is sent oldest first; what the server does not take stays
+for the next run. Problems are written to `hook.log` in the hook home.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
+
+from gasometer.hook.config import SESSION_END_BUDGET_S, HookConfig, load_hook_config
+from gasometer.hook.payload import MAX_INPUT_BYTES, HookInput, decode_input
+
+if TYPE_CHECKING:
+    from gasometer.hook.send import Outcome
+    from gasometer.hook.spool import Spool
+    from gasometer.importer.layout import Layout
+    from gasometer.model import CostEvent
+
+LOG_FILE = "hook.log"
+MAX_LOG_BYTES = 1024 * 1024
+
+
+def run_hook(
+    stdin: BinaryIO | None = None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    cost_log: str | None = None,
+) -> int:
+    """Run once: harvest the transcripts named on stdin (or, with `cost_log`, Gas Town's
+    cost log), then drain the spool. Always returns 0."""
+    started = time.monotonic()
+    environ = os.environ if environ is None else environ
+    config: HookConfig | None = None
+    try:
+        config = load_hook_config(environ)
+        if cost_log is not None:
+            _forward_cost_log(config, environ, cost_log, started + config.budget_s)
+        else:
+            raw = _read_stdin(stdin if stdin is not None else sys.stdin.buffer)
+            payload = decode_input(raw)
+            if payload is None and raw.strip():
+                log(config.home, f"ignored hook input that is not hook JSON ({len(raw)} bytes)")
+            budget = config.budget_s
+            if payload is not None and payload.is_session_end:
+                budget = min(budget, SESSION_END_BUDGET_S)
+            deadline = started + budget
+            if payload is not None:
+                _harvest(config, payload, environ, deadline)
+            _drain(config, deadline)
+    except BaseException as exc:  # the agent must never see the hook fail
+        if config is not None:
+            with contextlib.suppress(Exception):
+                log(config.home, f"hook failed: {type(exc).__name__}: {exc}")
+    return 0
+
+
+def _read_stdin(stream: BinaryIO) -> bytes:
+    try:
+        if stream.isatty():
+            return b""
+        return stream.read(MAX_INPUT_BYTES + 1)
+    except (OSError, ValueError):
+        return b""
+
+
+def _harvest(
+    config: HookConfig, payload: HookInput, environ: Mapping[str, str], deadline: float
+) -> None:
+    from gasometer.hook.env import from_environment, from_session_name
+    from gasometer.hook.harvest import Attribution, harvest, transcript_files
+
+    spool = _spool(config)
+    attribution = Attribution(from_environment(environ), from_session_name(environ))
+
+    def deliver(events: list[CostEvent]) -> bool:
+        import msgspec
+
+        encode = msgspec.json.Encoder().encode
+        return spool.add("increment", [encode(e) for e in events])
+
+    result = harvest(
+        transcript_files(payload),
+        config.state_dir,
+        deliver,
+        attribution,
+        _layout(environ),
+        deadline,
+    )
+    if result.refused:
+        log(
+            config.home,
+            f"spool full ({config.spool_max_bytes} bytes): {result.refused} "
+            "transcript(s) left unread until it drains",
+        )
+
+
+def _forward_cost_log(
+    config: HookConfig, environ: Mapping[str, str], path_arg: str, deadline: float
+) -> None:
+    from gasometer.hook.gtcosts import default_cost_log, read_cost_log
+    from gasometer.hook.state import locked_state
+
+    path = Path(path_arg) if path_arg else default_cost_log(environ)
+    if path.is_file():
+        spool = _spool(config)
+        with locked_state(config.state_dir, path.resolve(), 0.3) as state:
+            if state is not None:
+                chunk = read_cost_log(path, state.start_offset())
+                if chunk.bad_lines:
+                    log(config.home, f"{path}: skipped {chunk.bad_lines} invalid line(s)")
+                if spool.add("total", chunk.lines):
+                    state.save(chunk.offset)
+                else:
+                    log(config.home, f"spool full: {path} left unread until it drains")
+    _drain(config, deadline)
+
+
+def _layout(environ: Mapping[str, str]) -> Layout:
+    from gasometer.importer.layout import Layout
+
+    town = environ.get("GT_ROOT") or environ.get("GT_TOWN_ROOT")
+    return Layout(town_dir=town) if town else Layout()
+
+
+def _spool(config: HookConfig) -> Spool:
+    from gasometer.hook.spool import Spool
+
+    return Spool(config.spool_dir, config.spool_max_bytes)
+
+
+def _drain(config: HookConfig, deadline: float) -> None:
+    from gasometer.hook.send import post_events
+
+    spool = _spool(config)
+    if not spool.pending():
+        return
+
+    def send(body: bytes, kind: str, timeout_s: float) -> tuple[Outcome, str]:
+        return post_events(config.url, config.token, body, kind, timeout_s)
+
+    result = spool.drain(send, deadline)
+    if result.error:
+        log(config.home, f"server {config.url}: {result.error} ({result.left} batch(es) spooled)")
+
+
+def log(home: Path, message: str) -> None:
+    """Append one line to the hook's log (kept under 1 MB by rotating to `hook.log.1`)."""
+    home.mkdir(parents=True, exist_ok=True)
+    path = home / LOG_FILE
+    try:
+        if path.stat().st_size > MAX_LOG_BYTES:
+            os.replace(path, home / (LOG_FILE + ".1"))
+    except FileNotFoundError:
+        pass
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    with open(path, "a") as f:
+        f.write(f"{stamp} pid {os.getpid()}: {message.replace(chr(10), ' ')}\n")
