@@ -53,9 +53,10 @@ def run_hook(
             if payload is not None and payload.is_session_end:
                 budget = min(budget, SESSION_END_BUDGET_S)
             deadline = started + budget
-            if payload is not None:
+            refused = payload is not None and _harvest(config, payload, environ, deadline)
+            if _drain(config, deadline) and payload is not None and refused:
                 _harvest(config, payload, environ, deadline)
-            _drain(config, deadline)
+                _drain(config, deadline)
     except BaseException as exc:  # the agent must never see the hook fail
         if config is not None:
             with contextlib.suppress(Exception):
@@ -74,7 +75,8 @@ def _read_stdin(stream: BinaryIO) -> bytes:
 
 def _harvest(
     config: HookConfig, payload: HookInput, environ: Mapping[str, str], deadline: float
-) -> None:
+) -> bool:
+    """Spool what the transcripts gained; True if the spool was full and some was left."""
     from gasometer.hook.env import from_environment, from_session_name
     from gasometer.hook.harvest import Attribution, harvest, transcript_files
 
@@ -101,6 +103,7 @@ def _harvest(
             f"spool full ({config.spool_max_bytes} bytes): {result.refused} "
             "transcript(s) left unread until it drains",
         )
+    return result.refused > 0
 
 
 def _forward_cost_log(
@@ -137,12 +140,13 @@ def _spool(config: HookConfig) -> Spool:
     return Spool(config.spool_dir, config.spool_max_bytes)
 
 
-def _drain(config: HookConfig, deadline: float) -> None:
+def _drain(config: HookConfig, deadline: float) -> bool:
+    """Send the spool, oldest first; True if some batch left it."""
     from gasometer.hook.send import post_events
 
     spool = _spool(config)
     if not spool.pending():
-        return
+        return False
 
     def send(body: bytes, kind: str, timeout_s: float) -> tuple[Outcome, str]:
         return post_events(config.url, config.token, body, kind, timeout_s)
@@ -150,6 +154,7 @@ def _drain(config: HookConfig, deadline: float) -> None:
     result = spool.drain(send, deadline)
     if result.error:
         log(config.home, f"server {config.url}: {result.error} ({result.left} batch(es) spooled)")
+    return result.sent + result.rejected > 0
 
 
 def log(home: Path, message: str) -> None:

@@ -5,9 +5,10 @@ directory is fsynced), so a crash leaves either the whole batch or none of it. R
 the spool oldest first under a drain lock; a batch leaves the spool only once the server
 has stored it. Resending after a crash is safe: the server deduplicates by event id.
 
-Bound: when the spool holds `max_bytes`, new batches are refused and the caller keeps its
-read offset, so the events stay in the transcript (nothing is dropped) and are read again
-once the spool drains. A batch the server rejects as invalid moves to `rejected/`.
+Bound: a batch that would take a non-empty spool past `max_bytes` is refused and the caller
+keeps its read offset, so the events stay in the transcript (nothing is dropped) and are
+read again once the spool drains (an empty spool takes any batch, so progress is always
+possible). A batch the server rejects as invalid moves to `rejected/`.
 """
 
 from __future__ import annotations
@@ -64,12 +65,14 @@ class Spool:
         return total
 
     def add(self, kind: str, lines: Sequence[bytes]) -> bool:
-        """Durably add NDJSON lines as one or more batches; False (nothing added) if full."""
+        """Durably add NDJSON lines as one or more batches; False (nothing added) if they
+        would take a non-empty spool past its bound."""
         if not lines:
             return True
         self.directory.mkdir(parents=True, exist_ok=True)
         incoming = sum(len(line) + 1 for line in lines)
-        if self.size() + incoming > self.max_bytes:
+        held = self.size()
+        if held and held + incoming > self.max_bytes:
             return False
         for start in range(0, len(lines), MAX_EVENTS_PER_FILE):
             part = lines[start : start + MAX_EVENTS_PER_FILE]

@@ -1,0 +1,341 @@
+"""`gasometer hook` end to end: a real server on loopback, real transcripts, the hook run
+as a separate process exactly as Claude Code runs it."""
+
+from __future__ import annotations
+
+import json
+import socket
+import statistics
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import TOKEN, ServerProcess, free_port, server_env
+from tests.test_hook_helpers import (
+    NOISE,
+    Response,
+    append,
+    assert_stored_exactly,
+    hook_env,
+    hook_input,
+    per_event,
+    run_hook,
+    spool_files,
+    stored_events,
+)
+
+
+def responses(session: str, count: int, day: int = 20, start: int = 0) -> list[Response]:
+    """`count` streamed responses of one session, output growing over 3 lines each."""
+    return [
+        Response(
+            request_id=f"req_{session}_{i}",
+            session_id=session,
+            timestamp=f"2026-11-{day:02d}T10:{i // 60:02d}:{i % 60:02d}.000Z",
+            outputs=[3 + i, 40 + 7 * i, 90 + 11 * i],
+            input_tokens=100 + i,
+            cache_creation=1_000 + 10 * i,
+            cache_read=20_000 + 100 * i,
+        )
+        for i in range(start, start + count)
+    ]
+
+
+def transcript_lines(items: list[Response]) -> list[str]:
+    lines: list[str] = []
+    for i, r in enumerate(items):
+        lines += r.lines()
+        lines.append(NOISE[i % len(NOISE)])
+    return lines
+
+
+def test_server_down_then_up(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path / "data", free_port(), server_env())
+    env = hook_env(tmp_path, server.url)
+    transcript = tmp_path / "projects" / "-home-u" / "sess-a.jsonl"
+    first = responses("sess-a", 4)
+    append(transcript, transcript_lines(first))
+
+    down = run_hook(hook_input(transcript), env)
+    assert (down.returncode, down.stdout) == (0, b"")
+    spooled = [json.loads(x) for f in spool_files(tmp_path) for x in f.read_text().splitlines()]
+    assert sorted(e["event_id"] for e in spooled) == sorted(r.request_id for r in first)
+
+    second = responses("sess-a", 3, start=4)
+    append(transcript, transcript_lines(second))
+    still_down = run_hook(hook_input(transcript), env)
+    assert (still_down.returncode, still_down.stdout) == (0, b"")
+    assert len(spool_files(tmp_path)) == 2
+
+    server.start()
+    try:
+        up = run_hook(hook_input(transcript, "SessionEnd", reason="other"), env)
+        assert (up.returncode, up.stdout) == (0, b"")
+        assert spool_files(tmp_path) == []
+        assert_stored_exactly(server, first + second)
+        again = run_hook(hook_input(transcript), env)
+        assert again.returncode == 0
+        assert len(stored_events(server)) == len(first + second)
+    finally:
+        server.stop()
+
+
+def test_lagging_transcript_counts_final_usage_once(server: ServerProcess, tmp_path: Path) -> None:
+    env = hook_env(tmp_path, server.url)
+    transcript = tmp_path / "projects" / "p" / "sess-lag.jsonl"
+    done, streaming = responses("sess-lag", 2)
+    lines = streaming.lines()
+    append(transcript, done.lines() + lines[:1], partial=lines[1][:57])
+    assert run_hook(hook_input(transcript), env).returncode == 0
+    early = per_event(stored_events(server))
+    assert early[streaming.request_id]["tokens"][1] == streaming.outputs[0]
+
+    with open(transcript, "a") as f:
+        f.write(lines[1][57:] + "\n" + lines[2] + "\n")
+    assert run_hook(hook_input(transcript, "SessionEnd"), env).returncode == 0
+    assert_stored_exactly(server, [done, streaming])
+    rows = [r for r in stored_events(server) if r["event_id"] == streaming.request_id]
+    assert sorted(r["revision"] for r in rows) == [0, 1]
+
+
+def test_concurrent_hooks_for_parallel_sessions(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path / "data", free_port(), server_env())
+    env = hook_env(tmp_path, server.url)
+    sessions = {f"par-{n}": responses(f"par-{n}", 5, day=10 + n) for n in range(6)}
+    paths = {s: tmp_path / "projects" / "p" / f"{s}.jsonl" for s in sessions}
+    for s, items in sessions.items():
+        append(paths[s], transcript_lines(items[:3]))
+
+    def burst() -> list[int]:
+        jobs = [(paths[s], ev) for s in sessions for ev in ("Stop", "SubagentStop", "Stop")]
+        with ThreadPoolExecutor(len(jobs)) as pool:
+            runs = list(pool.map(lambda j: run_hook(hook_input(j[0], j[1]), env), jobs))
+        assert all(r.stdout == b"" for r in runs)
+        return [r.returncode for r in runs]
+
+    assert set(burst()) == {0}
+    for s, items in sessions.items():
+        append(paths[s], transcript_lines(items[3:]))
+    server.start()
+    try:
+        assert set(burst()) == {0}
+        assert spool_files(tmp_path) == []
+        assert_stored_exactly(server, [r for items in sessions.values() for r in items])
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize(
+    "stdin",
+    [
+        b"",
+        b"not json",
+        b"[1, 2, 3]",
+        b'{"session_id": 12}',
+        b'{"hook_event_name": "Stop"}',
+        b'{"transcript_path": "/nonexistent/x.jsonl", "hook_event_name": "Stop"}',
+        b'{"transcript_path": "/", "hook_event_name": "Stop"}',
+        b'{"transcript_path": "/etc/passwd", "hook_event_name": "SessionEnd"}',
+        b"\xff\xfe\x00garbage",
+        b"{" * 100_000,
+        b" " * (2 * 1024 * 1024),
+    ],
+)
+def test_malformed_stdin_never_breaks_the_agent(tmp_path: Path, stdin: bytes) -> None:
+    env = hook_env(tmp_path, f"http://127.0.0.1:{free_port()}")
+    run = run_hook(stdin, env)
+    assert (run.returncode, run.stdout) == (0, b"")
+    assert spool_files(tmp_path) == []
+
+
+def test_bad_config_and_unwritable_home_still_exit_zero(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    transcript = tmp_path / "projects" / "p" / "s.jsonl"
+    append(transcript, transcript_lines(responses("s", 1)))
+    env = hook_env(tmp_path, "not a url", GASOMETER_HOOK_HOME=str(blocker / "home"))
+    env["GASOMETER_HOOK_BUDGET_S"] = "nonsense"
+    run = run_hook(hook_input(transcript), env)
+    assert (run.returncode, run.stdout) == (0, b"")
+
+
+def test_unresponsive_server_costs_at_most_the_budget(tmp_path: Path) -> None:
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        env = hook_env(tmp_path, url)
+        transcript = tmp_path / "projects" / "p" / "slow.jsonl"
+        append(transcript, transcript_lines(responses("slow", 2)))
+        run = run_hook(hook_input(transcript, "SessionEnd"), env)
+    assert (run.returncode, run.stdout) == (0, b"")
+    assert run.seconds < 1.5, run.seconds
+    assert len(spool_files(tmp_path)) == 1
+
+
+def test_spool_full_leaves_events_in_the_transcript(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path / "data", free_port(), server_env())
+    env = hook_env(tmp_path, server.url, GASOMETER_HOOK_SPOOL_MAX_BYTES="3000")
+    transcript = tmp_path / "projects" / "p" / "full.jsonl"
+    items = responses("full", 12)
+    append(transcript, transcript_lines(items[:3]))
+    assert run_hook(hook_input(transcript), env).returncode == 0
+    assert len(spool_files(tmp_path)) == 1
+    append(transcript, transcript_lines(items[3:]))
+    assert run_hook(hook_input(transcript), env).returncode == 0
+    assert len(spool_files(tmp_path)) == 1
+    assert "spool full" in (tmp_path / "hook" / "hook.log").read_text()
+    server.start()
+    try:
+        assert run_hook(hook_input(transcript), env).returncode == 0
+        assert spool_files(tmp_path) == []
+        assert_stored_exactly(server, items)
+    finally:
+        server.stop()
+
+
+def test_invalid_batch_is_set_aside_and_the_rest_delivered(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    env = hook_env(tmp_path, server.url)
+    spool = tmp_path / "hook" / "spool"
+    spool.mkdir(parents=True)
+    bad = spool / "00000000000000000001-00000001-000000.increment.ndjson"
+    bad.write_text('{"session_id": "x", "cost_usd": -5, "ended_at": "2026-11-20T10:00:00Z"}\n')
+    transcript = tmp_path / "projects" / "p" / "after-bad.jsonl"
+    items = responses("after-bad", 2)
+    append(transcript, transcript_lines(items))
+    assert run_hook(hook_input(transcript), env).returncode == 0
+    assert spool_files(tmp_path) == []
+    assert (spool / "rejected" / bad.name).exists()
+    assert_stored_exactly(server, items)
+
+
+def test_subagent_stop_reads_the_agent_transcript(server: ServerProcess, tmp_path: Path) -> None:
+    env = hook_env(tmp_path, server.url)
+    main = tmp_path / "projects" / "p" / "parent-1.jsonl"
+    agent = tmp_path / "projects" / "p" / "parent-1" / "subagents" / "agent-a1.jsonl"
+    mine = responses("parent-1", 2)
+    theirs = [
+        Response(f"req_sub_{i}", "parent-1", f"2026-11-20T11:00:0{i}.000Z", [5, 60 + i])
+        for i in range(3)
+    ]
+    append(main, transcript_lines(mine))
+    append(agent, transcript_lines(theirs))
+    stdin = hook_input(main, "SubagentStop", agent_id="a1", agent_transcript_path=str(agent))
+    assert run_hook(stdin, env).returncode == 0
+    assert_stored_exactly(server, mine + theirs)
+    rows = {r["event_id"]: r for r in stored_events(server)}
+    assert {rows[r.request_id]["parent_session_id"] for r in theirs} == {"parent-1"}
+    assert {rows[r.request_id]["session_id"] for r in theirs} == {"agent-a1"}
+    assert {rows[r.request_id]["parent_session_id"] for r in mine} == {None}
+
+
+@pytest.mark.parametrize(
+    ("gt_env", "cwd", "expected"),
+    [
+        ({"GT_ROLE": "mayor"}, "/somewhere", ("mayor", "hq", "mayor", None)),
+        (
+            {"GT_ROLE": "gastown/polecats/nux", "GT_WORK_BEAD": "gt-abc12"},
+            "/tmp/x",
+            ("polecat", "gastown", "nux", "gt-abc12"),
+        ),
+        ({"GT_ROLE": "beads/crew/joe"}, "/tmp", ("crew", "beads", "joe", None)),
+        ({"GT_ROLE": "gastown/witness"}, "/tmp", ("witness", "gastown", "witness", None)),
+        (
+            {"GT_ROLE": "polecat", "GT_RIG": "wyvern", "GT_POLECAT": "rust"},
+            "/tmp",
+            ("polecat", "wyvern", "rust", None),
+        ),
+        ({}, "/home/u/gt/gastown/refinery/rig", ("refinery", "gastown", "refinery", None)),
+        ({"GT_SESSION": "hq-deacon"}, "/tmp/proj", ("deacon", "hq", "deacon", None)),
+        ({"GT_SESSION": "hq-deacon"}, "/t/gt/ga/crew/max", ("crew", "ga", "max", None)),
+        ({}, "/home/u/code/myproj", ("unknown", "myproj", "unknown", None)),
+    ],
+)
+def test_attribution_environment_then_directory_then_session(
+    server: ServerProcess,
+    tmp_path: Path,
+    gt_env: dict[str, str],
+    cwd: str,
+    expected: tuple[str, ...],
+) -> None:
+    env = hook_env(tmp_path, server.url, **gt_env)
+    name = f"attr-{abs(hash((tuple(gt_env.items()), cwd)))}"
+    transcript = tmp_path / "projects" / "p" / f"{name}.jsonl"
+    item = Response(f"req_{name}", name, "2026-11-21T09:00:00.000Z", [10, 20], cwd=cwd)
+    append(transcript, item.lines())
+    assert run_hook(hook_input(transcript), env).returncode == 0
+    (row,) = stored_events(server, name)
+    assert (row["role"], row["rig"], row["worker"], row["issue"]) == expected
+    assert row["source"] == "hook"
+
+
+def test_hook_and_import_count_a_response_once(server: ServerProcess, tmp_path: Path) -> None:
+    from gasometer.importer.transcript import read_transcript
+
+    env = hook_env(tmp_path, server.url)
+    transcript = tmp_path / "projects" / "p" / "both.jsonl"
+    items = responses("both", 4)
+    append(transcript, transcript_lines(items))
+    assert run_hook(hook_input(transcript), env).returncode == 0
+    imported = read_transcript(transcript, 0).events
+    body = "\n".join(json.dumps(_plain(e)) for e in imported)
+    answer = httpx.post(
+        server.url + "/api/ingest",
+        content=body,
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/x-ndjson"},
+    )
+    assert answer.json() == {"accepted": 0, "duplicates": len(items)}
+    assert_stored_exactly(server, items)
+
+
+def _plain(event: object) -> dict[str, object]:
+    import msgspec
+
+    return msgspec.to_builtins(event)  # type: ignore[no-any-return]
+
+
+def test_hook_path_imports_no_server_or_storage_libraries(tmp_path: Path) -> None:
+    transcript = tmp_path / "projects" / "p" / "light.jsonl"
+    append(transcript, transcript_lines(responses("light", 2)))
+    code = (
+        "import sys, io\n"
+        "from gasometer.cli import main\n"
+        "rc = main(['hook'])\n"
+        "heavy = sorted(m for m in ('duckdb', 'pyarrow', 'polars', 'litestar', 'httpx',"
+        " 'uvicorn', 'gasometer.store', 'gasometer.runtime') if m in sys.modules)\n"
+        "sys.stderr.write(repr((rc, heavy)))\n"
+    )
+    env = hook_env(tmp_path, f"http://127.0.0.1:{free_port()}")
+    done = subprocess.run(
+        [sys.executable, "-c", code], input=hook_input(transcript), env=env, capture_output=True
+    )
+    assert done.stdout == b""
+    assert done.stderr.decode().strip().endswith("(0, [])")
+
+
+def test_timing_typical_run_is_fast(server: ServerProcess, tmp_path: Path) -> None:
+    env = hook_env(tmp_path, server.url)
+    script = Path(sys.executable).with_name("gasometer")
+    transcript = tmp_path / "projects" / "p" / "timed.jsonl"
+    items = responses("timed", 40)
+    warm = run_hook(b"", env, cmd=[str(script), "hook"])
+    assert warm.returncode == 0
+    times = []
+    for n in range(8):
+        append(transcript, transcript_lines(items[n * 5 : n * 5 + 5]))
+        run = run_hook(hook_input(transcript), env, cmd=[str(script), "hook"])
+        assert (run.returncode, run.stdout) == (0, b"")
+        times.append(run.seconds)
+    median = statistics.median(times)
+    print(
+        f"\nhook wall time per run (5 new responses, server up): median {median * 1000:.0f} ms, "
+        f"max {max(times) * 1000:.0f} ms"
+    )
+    assert median < 0.35, times
+    assert_stored_exactly(server, items)
