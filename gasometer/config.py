@@ -85,7 +85,7 @@ def _config_file(values: dict[str, Any], environ: dict[str, str]) -> Path | None
     explicit = environ.get(ENV_PREFIX + "CONFIG")
     if explicit:
         return Path(explicit)
-    candidate = Path(values.get("data_dir", Settings.data_dir)) / "gasometer.toml"
+    candidate = Path(values.get("data_dir") or Settings().data_dir) / "gasometer.toml"
     return candidate if candidate.exists() else None
 
 
