@@ -63,11 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("health", parents=[common], help="print the store's health as JSON")
     token = sub.add_parser("token", parents=[common], help="create an ingest token")
     token.add_argument("--label", default="token", help="a name to remember it by")
-    _hook_parsers(sub)
+    _hook_parsers(sub, common)
     return parser
 
 
-def _hook_parsers(sub: Any) -> None:
+def _hook_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     hook = sub.add_parser("hook", help="Claude Code hook: send new transcript usage (stdin JSON)")
     hook.add_argument(
         "--gt-costs",
@@ -79,12 +79,16 @@ def _hook_parsers(sub: Any) -> None:
     hooks = sub.add_parser("hooks", help="install or remove the hook in Claude's settings.json")
     action = hooks.add_subparsers(dest="action", required=True)
     for name in ("install", "uninstall"):
-        p = action.add_parser(name, help=f"{name} Gasometer's Stop/SubagentStop/SessionEnd hooks")
+        p = action.add_parser(
+            name, parents=[common], help=f"{name} Gasometer's Stop/SubagentStop/SessionEnd hooks"
+        )
         p.add_argument(
             "--settings", type=Path, help="settings file (default ~/.claude/settings.json)"
         )
     install = action.choices["install"]
-    install.add_argument("--command", help="hook command (default: gasometer hook)")
+    install.add_argument(
+        "--command", dest="hook_command", help="hook command (default: gasometer hook)"
+    )
     install.add_argument(
         "--http", metavar="SERVER_URL", help="install an http hook to this server instead"
     )
@@ -163,7 +167,7 @@ def hooks(args: argparse.Namespace, _: Settings) -> int:
     hook = (
         inst.http_hook(args.http)
         if args.http
-        else inst.command_hook(args.command or inst.default_command())
+        else inst.command_hook(args.hook_command or inst.default_command())
     )
     change = inst.install(path, hook)
     stored = inst.write_client_config(hook_home(os.environ), args.url, args.token)

@@ -36,7 +36,7 @@ HTTP_HEADERS = {
     "X-GT-Session": "$GT_SESSION",
     "X-GT-Work-Bead": "$GT_WORK_BEAD",
 }
-_OURS = re.compile(r"(^|[/\s\"'])gasometer(\.exe)?[\"']?\s+hook(\s|$)")
+_OURS = re.compile(r"(^|[/\s\"'])gasometer(\.exe)?[\"']?\s+hook\s*$")
 
 
 class SettingsError(GasometerError):
@@ -75,7 +75,8 @@ def default_command() -> str:
 
 
 def is_ours(hook: Any) -> bool:
-    """A hook entry Gasometer installed: `gasometer hook` or an http hook to our endpoint."""
+    """A hook entry Gasometer installed: a command ending in `gasometer hook` (any path),
+    or an http hook to our endpoint. `gasometer hook --gt-costs` lines are the user's own."""
     if not isinstance(hook, dict):
         return False
     if hook.get("type") == "command":
