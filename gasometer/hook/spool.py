@@ -83,7 +83,7 @@ class Spool:
     def drain(self, send: Sender, deadline: float) -> DrainResult:
         """Send waiting batches oldest first until done, the server fails, or the deadline."""
         result = DrainResult()
-        wait = min(0.25, max(deadline - time.monotonic() - 0.2, 0.0))
+        wait = min(0.5, max(deadline - time.monotonic() - 0.2, 0.0))
         with file_lock(self.directory / ".drain.lock", wait) as acquired:
             if not acquired:
                 result.left = len(self.pending())
