@@ -339,3 +339,49 @@ def test_timing_typical_run_is_fast(server: ServerProcess, tmp_path: Path) -> No
     )
     assert median < 0.35, times
     assert_stored_exactly(server, items)
+
+
+def test_stdin_left_open_does_not_hang_the_hook(server: ServerProcess, tmp_path: Path) -> None:
+    env = hook_env(tmp_path, server.url)
+    transcript = tmp_path / "projects" / "p" / "open-stdin.jsonl"
+    items = responses("open-stdin", 2)
+    append(transcript, transcript_lines(items))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gasometer", "hook"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=env,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(hook_input(transcript))
+    proc.stdin.flush()
+    try:
+        assert proc.wait(timeout=5) == 0
+        assert proc.stdout.read() == b""
+    finally:
+        proc.stdin.close()
+        proc.stdout.close()
+    assert_stored_exactly(server, items)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("mayor", ("mayor", "hq", "mayor")),
+        ("deacon", ("deacon", "hq", "deacon")),
+        ("dog", ("dog", "hq", None)),
+        ("deacon/dogs/alpha", ("dog", "hq", "alpha")),
+        ("dogs/alpha", ("dog", "hq", "alpha")),
+        ("gastown/refinery", ("refinery", "gastown", "refinery")),
+        ("gastown/polecats/toast", ("polecat", "gastown", "toast")),
+        ("beads/crew/emma/", ("crew", "beads", "emma")),
+        ("polecat", ("polecat", None, None)),
+        ("", (None, None, None)),
+        ("weird/thing", (None, None, None)),
+    ],
+)
+def test_gt_role_forms(value: str, expected: tuple[str | None, ...]) -> None:
+    from gasometer.hook.env import parse_role_path
+
+    found = parse_role_path(value)
+    assert (found.role, found.rig, found.worker) == expected

@@ -16,7 +16,7 @@ from typing import NamedTuple
 from gasometer.ingest.attribution import ROLES, TOWN_RIG, Attributor, prefixes_from_town
 
 TOWN_ROLES = ("mayor", "deacon", "boot", "dog")
-_PLURALS = {"polecats": "polecat", "crew": "crew", "dogs": "dog"}
+_PLURALS = {"polecats": "polecat", "crew": "crew"}
 
 
 class EnvAttribution(NamedTuple):
@@ -45,6 +45,8 @@ def parse_role_path(value: str) -> EnvAttribution:
         return EnvAttribution(role=parts[1], rig=parts[0], worker=parts[1])
     if len(parts) == 2 and parts[0] in ("dogs", "dog"):
         return EnvAttribution(role="dog", rig=TOWN_RIG, worker=parts[1])
+    if len(parts) >= 3 and parts[1] in ("dogs", "dog"):
+        return EnvAttribution(role="dog", rig=TOWN_RIG, worker=parts[2])
     if len(parts) >= 3 and parts[1] in _PLURALS:
         return EnvAttribution(role=_PLURALS[parts[1]], rig=parts[0], worker=parts[2])
     return EnvAttribution()

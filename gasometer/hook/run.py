@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from gasometer.model import CostEvent
 
 LOG_FILE = "hook.log"
+STDIN_WAIT_S = 0.5
 MAX_LOG_BYTES = 1024 * 1024
 
 
@@ -64,13 +65,41 @@ def run_hook(
     return 0
 
 
-def _read_stdin(stream: BinaryIO) -> bytes:
+def _read_stdin(stream: BinaryIO, wait_s: float = STDIN_WAIT_S) -> bytes:
+    """Stdin up to EOF or a complete hook input, at most MAX_INPUT_BYTES + 1 bytes and
+    `wait_s` seconds: a caller that never closes stdin must not hang the hook."""
+    import select
+
     try:
         if stream.isatty():
             return b""
-        return stream.read(MAX_INPUT_BYTES + 1)
+        fd = stream.fileno()
     except (OSError, ValueError):
-        return b""
+        try:
+            return stream.read(MAX_INPUT_BYTES + 1)
+        except (OSError, ValueError):
+            return b""
+    deadline = time.monotonic() + wait_s
+    parts: list[bytes] = []
+    size = 0
+    while size <= MAX_INPUT_BYTES:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        try:
+            ready, _, _ = select.select([fd], [], [], remaining)
+            if not ready:
+                break
+            part = os.read(fd, 65536)
+        except (OSError, ValueError):
+            break
+        if not part:
+            break
+        parts.append(part)
+        size += len(part)
+        if part.rstrip().endswith(b"}") and decode_input(b"".join(parts)) is not None:
+            break
+    return b"".join(parts)
 
 
 def _harvest(
