@@ -111,7 +111,7 @@ def test_concurrent_hooks_for_parallel_sessions(tmp_path: Path) -> None:
         append(paths[s], transcript_lines(items[:3]))
 
     def burst() -> list[int]:
-        jobs = [(paths[s], ev) for s in sessions for ev in ("Stop", "SubagentStop", "Stop")]
+        jobs = [(paths[s], ev) for s in sessions for ev in ("Stop", "SubagentStop")]
         with ThreadPoolExecutor(len(jobs)) as pool:
             runs = list(pool.map(lambda j: run_hook(hook_input(j[0], j[1]), env), jobs))
         assert all(r.stdout == b"" for r in runs)
@@ -123,8 +123,19 @@ def test_concurrent_hooks_for_parallel_sessions(tmp_path: Path) -> None:
     server.start()
     try:
         assert set(burst()) == {0}
+        # Under load a run may reach its time limit with work left (batches spooled, a
+        # transcript unread): each session's next run, at the latest SessionEnd, does it.
+        for path in paths.values():
+            last = run_hook(hook_input(path, "SessionEnd"), env)
+            assert (last.returncode, last.stdout) == (0, b"")
         assert spool_files(tmp_path) == []
         assert_stored_exactly(server, [r for items in sessions.values() for r in items])
+        state = tmp_path / "hook" / "state"
+        saved = {
+            json.loads(p.read_text())["path"]: json.loads(p.read_text())["offset"]
+            for p in state.glob("*.json")
+        }
+        assert saved == {str(p): p.stat().st_size for p in paths.values()}
     finally:
         server.stop()
 
