@@ -1,0 +1,117 @@
+"""The terminal side of `gasometer import` and `gasometer pricing` (rich output)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+from gasometer.config import Settings
+from gasometer.errors import GasometerError
+from gasometer.importer.run import Importer, ImportProgress
+from gasometer.pricing import PricingTable, default_table
+
+
+class DataDirBusy(GasometerError):
+    """The data directory is held by a running server: import through its API instead."""
+
+
+def run_import(settings: Settings, paths: list[Path], *, quiet: bool = False) -> ImportProgress:
+    """Open the data directory, import with a progress bar, print the summary."""
+    from gasometer.runtime import Gasometer
+    from gasometer.store.store import StoreLocked
+
+    try:
+        gm = Gasometer.open(settings)
+    except StoreLocked:
+        raise DataDirBusy(
+            f"{settings.data_dir} is held by a running `gasometer serve`; "
+            "import through it instead: POST /api/import (with your token)"
+        ) from None
+    err = Console(stderr=True)
+    bar = Progress(
+        TextColumn("[bold]import"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TextColumn("files {task.fields[files]}"),
+        TimeElapsedColumn(),
+        console=err,
+        disable=quiet or not err.is_terminal,
+        transient=True,
+    )
+    try:
+        with bar:
+            task = bar.add_task("import", total=None, files="0/0")
+
+            def show(p: ImportProgress) -> None:
+                files = f"{p.files_done}/{p.files_total}"
+                bar.update(task, total=max(p.bytes_total, 1), completed=p.bytes_done, files=files)
+
+            progress = Importer(gm, on_progress=show).run(paths or None)
+    finally:
+        gm.close()
+    if not quiet:
+        print_summary(progress)
+    return progress
+
+
+def print_summary(p: ImportProgress) -> None:
+    """The end summary: files, lines, events, duplicates, bad lines, unknown models, time."""
+    mb = p.bytes_done / 1e6
+    rate = mb / p.elapsed_s if p.elapsed_s > 0 else 0.0
+    out = Console()
+    out.print(
+        f"imported {p.files_total} files ({p.files_unchanged} unchanged, "
+        f"{p.files_failed} unreadable), {mb:.1f} MB in {p.elapsed_s:.1f} s ({rate:.0f} MB/s)"
+    )
+    out.print(
+        f"lines {p.lines}, responses {p.responses}, events stored {p.accepted}, "
+        f"duplicates skipped {p.duplicates}, bad lines {p.bad_lines}, "
+        f"other lines {p.skipped_lines}, API errors (<synthetic>) {p.synthetic}"
+    )
+    if p.truncated_files:
+        out.print(f"{p.truncated_files} files end in an incomplete line (read on next import)")
+    if p.unknown_models:
+        names = ", ".join(f"{m} ({n})" for m, n in sorted(p.unknown_models.items()))
+        print(
+            f"gasometer: warning: {p.unknown_responses} responses of unknown models "
+            f"stored with cost 0 (tokens kept): {names}",
+            file=sys.stderr,
+        )
+
+
+def print_pricing(table: PricingTable | None = None) -> None:
+    """The pricing table, one row per family and rate period (USD per million tokens)."""
+    table = table or default_table()
+    out = Table(title=f"Claude prices, USD per million tokens (table {table.version})")
+    for name in ("model", "since", "input", "output", "write 5m", "write 1h", "read", "notes"):
+        out.add_column(name, justify="left" if name in ("model", "notes", "since") else "right")
+    for family in table.families:
+        for period in family.rates:
+            notes = []
+            if period.long_context_threshold is not None:
+                lng = period.long()
+                notes.append(
+                    f">{period.long_context_threshold:,} input: whole request at "
+                    + "/".join(f"{v:g}" for v in lng)
+                )
+            if family.fast_multiplier != 1.0:
+                notes.append(f"fast mode x{family.fast_multiplier:g}")
+            out.add_row(
+                f"{family.label} ({family.name})",
+                period.since.isoformat(),
+                *(f"{v:g}" for v in period.standard()),
+                "; ".join(notes),
+            )
+    Console().print(out)
