@@ -94,24 +94,28 @@ def print_summary(p: ImportProgress) -> None:
 def print_pricing(table: PricingTable | None = None) -> None:
     """The pricing table, one row per family and rate period (USD per million tokens)."""
     table = table or default_table()
-    out = Table(title=f"Claude prices, USD per million tokens (table {table.version})")
-    for name in ("model", "since", "input", "output", "write 5m", "write 1h", "read", "notes"):
-        out.add_column(name, justify="left" if name in ("model", "notes", "since") else "right")
+    out = Table(
+        title=f"Claude prices, USD per million tokens (table {table.version})",
+        caption="long: whole request at these rates when input+cache > threshold",
+    )
+    out.add_column("model", no_wrap=True)
+    out.add_column("from", no_wrap=True)
+    for name in ("in", "out", "w5m", "w1h", "read"):
+        out.add_column(name, justify="right")
+    out.add_column("long context")
+    out.add_column("fast", justify="right")
     for family in table.families:
-        for period in family.rates:
-            notes = []
+        for index, period in enumerate(family.rates):
+            long = ""
             if period.long_context_threshold is not None:
-                lng = period.long()
-                notes.append(
-                    f">{period.long_context_threshold:,} input: whole request at "
-                    + "/".join(f"{v:g}" for v in lng)
-                )
-            if family.fast_multiplier != 1.0:
-                notes.append(f"fast mode x{family.fast_multiplier:g}")
+                rates = "/".join(f"{v:g}" for v in period.long())
+                long = f">{period.long_context_threshold // 1000}k: {rates}"
+            fast = f"x{family.fast_multiplier:g}" if family.fast_multiplier != 1.0 else ""
             out.add_row(
-                f"{family.label} ({family.name})",
-                period.since.isoformat(),
+                family.name,
+                period.since.isoformat() if index else "",
                 *(f"{v:g}" for v in period.standard()),
-                "; ".join(notes),
+                long,
+                fast,
             )
     Console().print(out)
