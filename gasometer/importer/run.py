@@ -12,6 +12,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -21,7 +22,8 @@ import msgspec
 from gasometer.importer.gtcosts import default_costs_file, is_costs_file, read_costs
 from gasometer.importer.layout import Layout
 from gasometer.importer.state import FileMark, ImportState, mark_for
-from gasometer.importer.transcript import TranscriptChunk, read_transcript
+from gasometer.importer.transcript import SOURCE, TranscriptChunk, read_transcript
+from gasometer.ingest.normalize import normalize
 from gasometer.model import CostEvent, IngestResult
 from gasometer.pricing import PricingTable, default_table
 from gasometer.runtime import Gasometer
@@ -30,8 +32,8 @@ log = logging.getLogger("gasometer.importer")
 
 ImportStateName = Literal["idle", "running", "finished", "error"]
 Ingest = Callable[[list[CostEvent]], IngestResult]
-BATCH_EVENTS = 20_000
-BATCH_BYTES = 64 * 1024 * 1024
+BATCH_EVENTS = 5_000
+BATCH_BYTES = 16 * 1024 * 1024
 
 
 class ImportProgress(msgspec.Struct, kw_only=True):
@@ -124,19 +126,30 @@ class Importer:
         town = gm.settings.town_dir
         prefixes = gm.attributor.rig_prefixes if gm.attributor is not None else {}
         self.layout = layout or Layout(None if town is None else str(town), prefixes)
-        self.ingest: Ingest = ingest or self._ingest
+        self.ingest = ingest
+        self._in_flight: list[tuple[list[Future[IngestResult]], list[FileMark]]] = []
         self.batch_events = batch_events
         self.batch_bytes = batch_bytes
         self.on_progress = on_progress
         self.progress = ImportProgress()
 
-    def _ingest(self, events: list[CostEvent]) -> IngestResult:
-        return self.gm.ingest(events, default_source="import")
+    def _submit(self, events: list[CostEvent]) -> Future[IngestResult]:
+        """Hand a batch to the writer without waiting (parsing goes on meanwhile)."""
+        if self.ingest is not None:
+            done: Future[IngestResult] = Future()
+            try:
+                done.set_result(self.ingest(events))
+            except Exception as exc:
+                done.set_exception(exc)
+            return done
+        drafts = normalize(events, self.gm.attributor, default_source=SOURCE)
+        return self.gm.ingestor.submit(drafts)
 
     def run(self, paths: Sequence[Path] | None = None) -> ImportProgress:
         """Import the given files and folders (default: Claude's and Gas Town's)."""
         p = self.progress
         p.state, p.started_at, p.error = "running", time.time(), None
+        self._in_flight = []
         began = time.perf_counter()
         state = ImportState(self.gm.settings.data_dir)
         try:
@@ -200,7 +213,7 @@ class Importer:
             self.progress.files_done += 1
             if self._full(batch):
                 batch = self._commit(state, batch)
-        self._commit(state, batch)
+        self._commit(state, batch, last=True)
 
     def _read(self, path: Path, offset: int) -> TranscriptChunk:
         if is_costs_file(path):
@@ -225,14 +238,23 @@ class Importer:
         for model, n in chunk.unknown_models.items():
             p.unknown_models[model] = p.unknown_models.get(model, 0) + n
 
-    def _commit(self, state: ImportState, batch: _Batch) -> _Batch:
-        """Ingest the batch durably, then (only then) record the files' new positions."""
-        p = self.progress
-        for start in range(0, len(batch.events), self.batch_events):
-            result = self.ingest(batch.events[start : start + self.batch_events])
-            p.accepted += result.accepted
-            p.duplicates += result.duplicates
-        state.advance(batch.marks.values())
+    def _commit(self, state: ImportState, batch: _Batch, *, last: bool = False) -> _Batch:
+        """Submit the batch; record a batch's file positions only once it is durable.
+
+        One batch is in flight while the next is parsed; the one before it is waited for
+        here, in order, so positions never run ahead of what the store holds."""
+        size = self.batch_events
+        futures = [
+            self._submit(batch.events[i : i + size]) for i in range(0, len(batch.events), size)
+        ]
+        self._in_flight.append((futures, list(batch.marks.values())))
+        while len(self._in_flight) > (0 if last else 1):
+            done, marks = self._in_flight.pop(0)
+            for future in done:
+                result = future.result()
+                self.progress.accepted += result.accepted
+                self.progress.duplicates += result.duplicates
+            state.advance(marks)
         self._notify()
         return _Batch()
 
