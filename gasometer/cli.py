@@ -72,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="files or folders (default: Claude's projects/ folders and ~/.gt/costs.jsonl)",
     )
     imp.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    imp.add_argument("--batch-events", type=int, default=5000, help="events per durable batch")
     sub.add_parser("pricing", parents=[common], help="list the model pricing table")
     return parser
 
@@ -205,7 +206,7 @@ def import_(args: argparse.Namespace, settings: Settings) -> int:
     """Import transcripts (only what is new since the last import) with a progress bar."""
     from gasometer.importer.console import run_import
 
-    run_import(settings, args.paths, quiet=args.quiet)
+    run_import(settings, args.paths, quiet=args.quiet, batch_events=args.batch_events)
     return 0
 
 

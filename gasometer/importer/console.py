@@ -26,7 +26,9 @@ class DataDirBusy(GasometerError):
     """The data directory is held by a running server: import through its API instead."""
 
 
-def run_import(settings: Settings, paths: list[Path], *, quiet: bool = False) -> ImportProgress:
+def run_import(
+    settings: Settings, paths: list[Path], *, quiet: bool = False, batch_events: int = 5000
+) -> ImportProgress:
     """Open the data directory, import with a progress bar, print the summary."""
     from gasometer.runtime import Gasometer
     from gasometer.store.store import StoreLocked
@@ -58,7 +60,7 @@ def run_import(settings: Settings, paths: list[Path], *, quiet: bool = False) ->
                 files = f"{p.files_done}/{p.files_total}"
                 bar.update(task, total=max(p.bytes_total, 1), completed=p.bytes_done, files=files)
 
-            progress = Importer(gm, on_progress=show).run(paths or None)
+            progress = Importer(gm, on_progress=show, batch_events=batch_events).run(paths or None)
     finally:
         gm.close()
     if not quiet:
@@ -70,18 +72,17 @@ def print_summary(p: ImportProgress) -> None:
     """The end summary: files, lines, events, duplicates, bad lines, unknown models, time."""
     mb = p.bytes_done / 1e6
     rate = mb / p.elapsed_s if p.elapsed_s > 0 else 0.0
-    out = Console()
-    out.print(
+    print(
         f"imported {p.files_total} files ({p.files_unchanged} unchanged, "
         f"{p.files_failed} unreadable), {mb:.1f} MB in {p.elapsed_s:.1f} s ({rate:.0f} MB/s)"
     )
-    out.print(
+    print(
         f"lines {p.lines}, responses {p.responses}, events stored {p.accepted}, "
         f"duplicates skipped {p.duplicates}, bad lines {p.bad_lines}, "
         f"other lines {p.skipped_lines}, API errors (<synthetic>) {p.synthetic}"
     )
     if p.truncated_files:
-        out.print(f"{p.truncated_files} files end in an incomplete line (read on next import)")
+        print(f"{p.truncated_files} files end in an incomplete line (read on next import)")
     if p.unknown_models:
         names = ", ".join(f"{m} ({n})" for m, n in sorted(p.unknown_models.items()))
         print(

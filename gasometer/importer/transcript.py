@@ -181,9 +181,7 @@ def _file_size(path: Path) -> int:
         return 0
 
 
-def read_complete_lines(
-    path: Path, offset: int, max_bytes: int | None = None
-) -> tuple[bytes, int]:
+def read_complete_lines(path: Path, offset: int, max_bytes: int | None = None) -> tuple[bytes, int]:
     """Bytes from `offset` up to and including the last newline (at most ~max_bytes)."""
     limit = max_bytes or READ_BLOCK
     with open(path, "rb") as f:
