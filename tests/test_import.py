@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -368,3 +369,38 @@ def test_unknown_model_counts_are_per_name(tmp_path: Path) -> None:
         if corpus.responses[key].model == UNKNOWN_MODEL:
             expected[UNKNOWN_MODEL] += 1
     assert p.unknown_models == dict(expected) and p.unknown_responses == sum(expected.values())
+
+
+def _ccusage() -> str | None:
+    return os.environ.get("CCUSAGE_BIN") or shutil.which("ccusage")
+
+
+@pytest.mark.skipif(_ccusage() is None, reason="ccusage not installed (npm i -g ccusage@18.0.11)")
+@pytest.mark.parametrize("comparable", [True, False])
+def test_against_real_ccusage(tmp_path: Path, comparable: bool) -> None:
+    """Where ccusage is right we agree to the cent and token; elsewhere ccusage's figures are
+    exactly what the ccusage model in tests/billing.py predicts, and ours are Anthropic's."""
+    quirks = Quirks.ccusage_comparable() if comparable else Quirks()
+    corpus = generate(tmp_path / "claude" / "projects", sessions=30, responses=20, seed=14,
+                      quirks=quirks)  # fmt: skip
+    env = {**os.environ, "CLAUDE_CONFIG_DIR": str(tmp_path / "claude")}
+    cmd = [str(_ccusage()), "daily", "--json", "--mode", "calculate", "--offline",
+           "--timezone", "UTC"]  # fmt: skip
+    out = subprocess.run(cmd, env=env, capture_output=True, check=True, timeout=120).stdout
+    theirs = {
+        d["date"]: [d["totalCost"], d["inputTokens"], d["outputTokens"],
+                    d["cacheCreationTokens"], d["cacheReadTokens"]]
+        for d in json.loads(out)["daily"]
+    }  # fmt: skip
+    settings = make_settings(tmp_path / "data")
+    import_into(settings, [corpus.root])
+    ours = days_of(settings)
+    model = truth_days(corpus, "ccusage")
+    assert sorted(theirs) == sorted(model) == sorted(ours)
+    for day, values in theirs.items():
+        assert values[0] == pytest.approx(model[day][0], abs=1e-6)
+        assert values[1:] == model[day][1:]
+        if comparable:
+            assert abs(ours[day][0] - values[0]) <= 0.01
+            assert ours[day][1:] == values[1:]
+    assert_days_match(ours, truth_days(corpus))
