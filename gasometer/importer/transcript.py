@@ -24,6 +24,8 @@ from gasometer.pricing import SYNTHETIC, PricingTable, Usage, default_table
 
 SOURCE = "import"
 READ_BLOCK = 64 * 1024 * 1024
+MIN_YEAR, MAX_YEAR = 2000, 2100
+MAX_TOKENS = 2**40
 
 
 class _CacheCreation(msgspec.Struct):
@@ -129,6 +131,16 @@ class _Response:
             self.size = size
 
 
+def _plausible(ts: datetime | None, u: _Usage, size: int) -> bool:
+    """A usable usage line: a sane timestamp and no negative or absurd counts."""
+    if ts is None or ts.tzinfo is None or not MIN_YEAR <= ts.year <= MAX_YEAR:
+        return False
+    if not 0 <= size <= MAX_TOKENS:
+        return False
+    counts = (u.input_tokens, u.output_tokens, u.cache_creation_input_tokens)
+    return all(c is None or c >= 0 for c in counts) and (u.cache_read_input_tokens or 0) >= 0
+
+
 def _size(u: _Usage) -> int:
     return (
         (u.input_tokens or 0)
@@ -151,7 +163,7 @@ def read_transcript(
     Stops at the last newline: a truncated final line is left for the next read (the new
     offset points at its start). Bad lines and other line types are counted, never fatal.
     """
-    data, start = _read_complete(path, offset, max_bytes)
+    data, start = read_complete_lines(path, offset, max_bytes)
     chunk = TranscriptChunk(path=path, events=[], offset=start + len(data), start=start)
     chunk.pending_bytes = max(0, _file_size(path) - chunk.offset)
     parser = _Parser(
@@ -169,7 +181,7 @@ def _file_size(path: Path) -> int:
         return 0
 
 
-def _read_complete(path: Path, offset: int, max_bytes: int | None) -> tuple[bytes, int]:
+def read_complete_lines(path: Path, offset: int, max_bytes: int | None = None) -> tuple[bytes, int]:
     """Bytes from `offset` up to and including the last newline (at most ~max_bytes)."""
     limit = max_bytes or READ_BLOCK
     with open(path, "rb") as f:
@@ -224,11 +236,11 @@ class _Parser:
                 kind = line.type if isinstance(line.type, str) else "untyped"
                 skipped[kind] = skipped.get(kind, 0) + 1
                 continue
-            if line.timestamp is None:
+            size = _size(usage)
+            if not _plausible(line.timestamp, usage, size):
                 chunk.bad_lines += 1
                 continue
             key = line.request_id or message.id or line.uuid
-            size = _size(usage)
             if key is None:
                 self.anonymous.append(_Response(line, size))
                 continue
@@ -277,8 +289,8 @@ class _Parser:
         session, parent = self._session(line)
         place = self.layout.place(line.cwd, line.git_branch)
         return CostEvent(
-            session_id=session,
-            parent_session_id=parent,
+            session_id=session[:200],
+            parent_session_id=parent[:200] if parent else None,
             cost_usd=cost,
             ended_at=ended,
             started_at=response.first if response.first != ended else None,
@@ -286,7 +298,7 @@ class _Parser:
             rig=place.rig,
             worker=place.worker,
             issue=place.issue,
-            model=model,
+            model=model[:200],
             input_tokens=usage.input_tokens,
             output_tokens=usage.output_tokens,
             cache_creation_tokens=cache_write,
