@@ -138,18 +138,21 @@ def _harvest(
 def _forward_cost_log(
     config: HookConfig, environ: Mapping[str, str], path_arg: str, deadline: float
 ) -> None:
-    from gasometer.hook.gtcosts import default_cost_log, read_cost_log
-    from gasometer.hook.state import locked_state
+    import msgspec
 
-    path = Path(path_arg) if path_arg else default_cost_log(environ)
+    from gasometer.hook.state import locked_state
+    from gasometer.importer.gtcosts import default_costs_file, read_costs
+
+    path = Path(path_arg) if path_arg else default_costs_file(environ)
     if path.is_file():
         spool = _spool(config)
         with locked_state(config.state_dir, path.resolve(), 0.3) as state:
             if state is not None:
-                chunk = read_cost_log(path, state.start_offset())
+                chunk = read_costs(path, state.start_offset())
                 if chunk.bad_lines:
                     log(config.home, f"{path}: skipped {chunk.bad_lines} invalid line(s)")
-                if spool.add("total", chunk.lines):
+                encode = msgspec.json.Encoder().encode
+                if spool.add("total", [encode(e) for e in chunk.events]):
                     state.save(chunk.offset)
                 else:
                     log(config.home, f"spool full: {path} left unread until it drains")
