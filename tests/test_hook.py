@@ -184,7 +184,10 @@ def test_unresponsive_server_costs_at_most_the_budget(tmp_path: Path) -> None:
         append(transcript, transcript_lines(responses("slow", 2)))
         run = run_hook(hook_input(transcript, "SessionEnd"), env)
     assert (run.returncode, run.stdout) == (0, b"")
-    assert run.seconds < 1.5, run.seconds
+    # SessionEnd's budget is 0.9 s from the hook's start; the rest is process start-up,
+    # which a loaded test machine stretches.
+    print(f"\nSessionEnd against a silent server: {run.seconds * 1000:.0f} ms")
+    assert run.seconds < 2.0, run.seconds
     assert len(spool_files(tmp_path)) == 1
 
 
