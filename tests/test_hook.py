@@ -8,6 +8,7 @@ import socket
 import statistics
 import subprocess
 import sys
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -27,6 +28,17 @@ from tests.test_hook_helpers import (
     spool_files,
     stored_events,
 )
+
+
+@pytest.fixture(scope="module")
+def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One server for tests that use distinct session and request ids."""
+    proc = ServerProcess(tmp_path_factory.mktemp("shared") / "data", free_port(), server_env())
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
 
 
 def responses(session: str, count: int, day: int = 20, start: int = 0) -> list[Response]:
@@ -272,12 +284,13 @@ def test_subagent_stop_reads_the_agent_transcript(server: ServerProcess, tmp_pat
     ],
 )
 def test_attribution_environment_then_directory_then_session(
-    server: ServerProcess,
+    shared_server: ServerProcess,
     tmp_path: Path,
     gt_env: dict[str, str],
     cwd: str,
     expected: tuple[str, ...],
 ) -> None:
+    server = shared_server
     env = hook_env(tmp_path, server.url, **gt_env)
     name = f"attr-{abs(hash((tuple(gt_env.items()), cwd)))}"
     transcript = tmp_path / "projects" / "p" / f"{name}.jsonl"

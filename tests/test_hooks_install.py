@@ -179,3 +179,18 @@ def test_default_path_and_stored_client_config(
     assert (loaded.url, loaded.token) == ("http://gm:8000", "s3cret")
     loaded = load_hook_config({"HOME": str(tmp_path), "GASOMETER_TOKEN": "env-wins"})
     assert loaded.token == "env-wins"
+
+
+def test_default_command_is_recognised_as_ours(tmp_path: Path) -> None:
+    from gasometer.hook.install import is_ours
+
+    path = tmp_path / "settings.json"
+    write(path, EXISTING)
+    assert cli("install", "--settings", str(path)) == 0
+    (hook,) = ours(json.loads(path.read_text()), "SessionEnd")
+    assert hook["command"].endswith("gasometer hook") and is_ours(hook)
+    assert not is_ours({"type": "command", "command": "gasometer hook --gt-costs"})
+    assert not is_ours({"type": "command", "command": "notgasometer hook"})
+    assert is_ours({"type": "command", "command": "'/opt/my tools/gasometer' hook"})
+    cli("uninstall", "--settings", str(path))
+    assert json.loads(path.read_text()) == EXISTING

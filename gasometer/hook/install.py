@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import sys
 import time
@@ -64,14 +65,13 @@ def default_settings_path(environ: Mapping[str, str]) -> Path:
 
 
 def default_command() -> str:
-    """`gasometer hook`, with the full path of this gasometer when it is not on PATH."""
-    found = shutil.which("gasometer")
-    if found:
-        return "gasometer hook"
+    """`<full path of this gasometer> hook`: agents may not share the installing shell's
+    PATH (a venv, pipx); plain `gasometer hook` when no executable can be found."""
     script = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
     if script is not None and script.name == "gasometer" and script.exists():
-        return f"{script.resolve()} hook"
-    return "gasometer hook"
+        return f"{shlex.quote(str(script.absolute()))} hook"
+    found = shutil.which("gasometer")
+    return f"{shlex.quote(found)} hook" if found else "gasometer hook"
 
 
 def is_ours(hook: Any) -> bool:
