@@ -1,33 +1,39 @@
 """`gasometer hook`: the command Claude Code runs at Stop, SubagentStop and SessionEnd.
 
 It never fails the agent: whatever happens it prints nothing, exits 0, and keeps within
-its time budget (about 1 s; less at SessionEnd). New events are first added to the
-durable spool, then the spool is sent oldest first; what the server does not take stays
-for the next run. Problems are written to `hook.log` in the hook home.
+its time budget (1.5 s by default, 0.9 s at SessionEnd). New events are first added to
+the durable spool, then the spool is sent oldest first; what the server does not take
+stays for the next run. Problems are written to `hook.log` in the hook home.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import select
 import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import BinaryIO
+
+import msgspec
 
 from gasometer.hook.config import SESSION_END_BUDGET_S, HookConfig, load_hook_config
+from gasometer.hook.env import from_environment, from_session_name
+from gasometer.hook.harvest import Attribution, harvest, transcript_files
 from gasometer.hook.payload import MAX_INPUT_BYTES, HookInput, decode_input
-
-if TYPE_CHECKING:
-    from gasometer.hook.send import Outcome
-    from gasometer.hook.spool import Spool
-    from gasometer.importer.layout import Layout
-    from gasometer.model import CostEvent
+from gasometer.hook.send import Outcome, post_events
+from gasometer.hook.spool import Spool
+from gasometer.hook.state import locked_state
+from gasometer.importer.gtcosts import default_costs_file, read_costs
+from gasometer.importer.layout import Layout
+from gasometer.model import CostEvent
 
 LOG_FILE = "hook.log"
 STDIN_WAIT_S = 0.5
 MAX_LOG_BYTES = 1024 * 1024
+_encode = msgspec.json.Encoder().encode
 
 
 def run_hook(
@@ -46,30 +52,36 @@ def run_hook(
         if cost_log is not None:
             _forward_cost_log(config, environ, cost_log, started + config.budget_s)
         else:
-            raw = _read_stdin(stdin if stdin is not None else sys.stdin.buffer)
-            payload = decode_input(raw)
-            if payload is None and raw.strip():
-                log(config.home, f"ignored hook input that is not hook JSON ({len(raw)} bytes)")
-            budget = config.budget_s
-            if payload is not None and payload.is_session_end:
-                budget = min(budget, SESSION_END_BUDGET_S)
-            deadline = started + budget
-            refused = payload is not None and _harvest(config, payload, environ, deadline)
-            if _drain(config, deadline) and payload is not None and refused:
-                _harvest(config, payload, environ, deadline)
-                _drain(config, deadline)
+            _run_for_input(config, stdin or sys.stdin.buffer, environ, started)
     except BaseException as exc:  # the agent must never see the hook fail
         if config is not None:
-            with contextlib.suppress(Exception):
-                log(config.home, f"hook failed: {type(exc).__name__}: {exc}")
+            log(config.home, f"hook failed: {type(exc).__name__}: {exc}")
     return 0
+
+
+def _run_for_input(
+    config: HookConfig, stdin: BinaryIO, environ: Mapping[str, str], started: float
+) -> None:
+    raw = _read_stdin(stdin)
+    payload = decode_input(raw)
+    if payload is None:
+        if raw.strip():
+            log(config.home, f"ignored hook input that is not hook JSON ({len(raw)} bytes)")
+        _drain(config, started + config.budget_s)
+        return
+    budget = config.budget_s
+    if payload.is_session_end:
+        budget = min(budget, SESSION_END_BUDGET_S)
+    deadline = started + budget
+    spool_was_full = _harvest(config, payload, environ, deadline)
+    if _drain(config, deadline) and spool_was_full:
+        _harvest(config, payload, environ, deadline)
+        _drain(config, deadline)
 
 
 def _read_stdin(stream: BinaryIO, wait_s: float = STDIN_WAIT_S) -> bytes:
     """Stdin up to EOF or a complete hook input, at most MAX_INPUT_BYTES + 1 bytes and
     `wait_s` seconds: a caller that never closes stdin must not hang the hook."""
-    import select
-
     try:
         if stream.isatty():
             return b""
@@ -106,17 +118,11 @@ def _harvest(
     config: HookConfig, payload: HookInput, environ: Mapping[str, str], deadline: float
 ) -> bool:
     """Spool what the transcripts gained; True if the spool was full and some was left."""
-    from gasometer.hook.env import from_environment, from_session_name
-    from gasometer.hook.harvest import Attribution, harvest, transcript_files
-
     spool = _spool(config)
     attribution = Attribution(from_environment(environ), from_session_name(environ))
 
     def deliver(events: list[CostEvent]) -> bool:
-        import msgspec
-
-        encode = msgspec.json.Encoder().encode
-        return spool.add("increment", [encode(e) for e in events])
+        return spool.add("increment", [_encode(e) for e in events])
 
     result = harvest(
         transcript_files(payload),
@@ -138,11 +144,7 @@ def _harvest(
 def _forward_cost_log(
     config: HookConfig, environ: Mapping[str, str], path_arg: str, deadline: float
 ) -> None:
-    import msgspec
-
-    from gasometer.hook.state import locked_state
-    from gasometer.importer.gtcosts import default_costs_file, read_costs
-
+    """Spool the totals appended to Gas Town's cost log since the last run, then drain."""
     path = Path(path_arg) if path_arg else default_costs_file(environ)
     if path.is_file():
         spool = _spool(config)
@@ -151,8 +153,7 @@ def _forward_cost_log(
                 chunk = read_costs(path, state.start_offset())
                 if chunk.bad_lines:
                     log(config.home, f"{path}: skipped {chunk.bad_lines} invalid line(s)")
-                encode = msgspec.json.Encoder().encode
-                if spool.add("total", [encode(e) for e in chunk.events]):
+                if spool.add("total", [_encode(e) for e in chunk.events]):
                     state.save(chunk.offset)
                 else:
                     log(config.home, f"spool full: {path} left unread until it drains")
@@ -160,22 +161,16 @@ def _forward_cost_log(
 
 
 def _layout(environ: Mapping[str, str]) -> Layout:
-    from gasometer.importer.layout import Layout
-
     town = environ.get("GT_ROOT") or environ.get("GT_TOWN_ROOT")
     return Layout(town_dir=town) if town else Layout()
 
 
 def _spool(config: HookConfig) -> Spool:
-    from gasometer.hook.spool import Spool
-
     return Spool(config.spool_dir, config.spool_max_bytes)
 
 
 def _drain(config: HookConfig, deadline: float) -> bool:
     """Send the spool, oldest first; True if some batch left it."""
-    from gasometer.hook.send import post_events
-
     spool = _spool(config)
     if not spool.pending():
         return False
@@ -190,14 +185,13 @@ def _drain(config: HookConfig, deadline: float) -> bool:
 
 
 def log(home: Path, message: str) -> None:
-    """Append one line to the hook's log (kept under 1 MB by rotating to `hook.log.1`)."""
-    home.mkdir(parents=True, exist_ok=True)
+    """Append one line to the hook's log (kept under 1 MB by rotating to `hook.log.1`);
+    a log that cannot be written is given up silently."""
     path = home / LOG_FILE
-    try:
-        if path.stat().st_size > MAX_LOG_BYTES:
-            os.replace(path, home / (LOG_FILE + ".1"))
-    except FileNotFoundError:
-        pass
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    with open(path, "a") as f:
-        f.write(f"{stamp} pid {os.getpid()}: {message.replace(chr(10), ' ')}\n")
+    with contextlib.suppress(OSError):
+        home.mkdir(parents=True, exist_ok=True)
+        if path.exists() and path.stat().st_size > MAX_LOG_BYTES:
+            os.replace(path, home / (LOG_FILE + ".1"))
+        with open(path, "a") as f:
+            f.write(f"{stamp} pid {os.getpid()}: {message.replace(chr(10), ' ')}\n")
