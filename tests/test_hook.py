@@ -412,3 +412,32 @@ def test_gt_role_forms(value: str, expected: tuple[str | None, ...]) -> None:
 
     found = parse_role_path(value)
     assert (found.role, found.rig, found.worker) == expected
+
+
+def test_long_backlog_drains_in_one_run(server: ServerProcess, tmp_path: Path) -> None:
+    from gasometer.hook.spool import Spool
+
+    spool = Spool(tmp_path / "hook" / "spool", 64 * 1024 * 1024)
+    expected_cost = 0.0
+    for run in range(400):
+        lines = []
+        for k in range(3):
+            cost = round(0.001 * (run + 1) + k / 1000, 6)
+            expected_cost += cost
+            event = {
+                "session_id": f"backlog-{run % 7}",
+                "cost_usd": cost,
+                "ended_at": f"2026-11-1{run % 9}T{k:02d}:{run % 60:02d}:00Z",
+                "event_id": f"bk-{run}-{k}",
+                "source": "hook",
+            }
+            lines.append(json.dumps(event).encode())
+        assert spool.add("increment", lines)
+    assert len(spool_files(tmp_path)) == 400
+    env = hook_env(tmp_path, server.url)
+    run = run_hook(b"", env)
+    assert (run.returncode, run.stdout) == (0, b"")
+    assert spool_files(tmp_path) == []
+    rows = stored_events(server)
+    assert len(rows) == 1200
+    assert sum(r["cost_usd"] for r in rows) == pytest.approx(expected_cost, abs=1e-9)

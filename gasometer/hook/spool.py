@@ -25,6 +25,7 @@ from gasometer.hook.send import Outcome
 
 MAX_EVENTS_PER_FILE = 2000
 MAX_REJECTED_FILES = 200
+MAX_POST_BYTES = 4 * 1024 * 1024
 Sender = Callable[[bytes, str, float], tuple[Outcome, str]]
 _seq = itertools.count()
 
@@ -99,20 +100,35 @@ class Spool:
     def _send_all(
         self, batch: list[Path], send: Sender, deadline: float, result: DrainResult, done: set[Path]
     ) -> bool:
-        for path in batch:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0.05:
+        for group in _groups(batch):
+            bodies = [(p, _read(p)) for p in group]
+            done.update(p for p, body in bodies if body is None)
+            files = [(p, b) for p, b in bodies if b is not None]
+            if files and not self._send_group(files, send, deadline, result, done):
                 return False
-            try:
-                body = path.read_bytes()
-            except FileNotFoundError:
-                done.add(path)
-                continue
-            kind = "total" if path.name.endswith(".total.ndjson") else "increment"
-            outcome, detail = send(body, kind, min(remaining, 1.0))
-            if outcome is Outcome.RETRY:
-                result.error = detail
-                return False
+        return True
+
+    def _send_group(
+        self,
+        files: list[tuple[Path, bytes]],
+        send: Sender,
+        deadline: float,
+        result: DrainResult,
+        done: set[Path],
+    ) -> bool:
+        """One POST for consecutive batches; if the server rejects it, each batch alone,
+        so only the invalid one is set aside."""
+        remaining = deadline - time.monotonic()
+        if remaining <= 0.05:
+            return False
+        kind = _kind(files[0][0])
+        outcome, detail = send(b"".join(b for _, b in files), kind, min(remaining, 1.0))
+        if outcome is Outcome.RETRY:
+            result.error = detail
+            return False
+        if outcome is Outcome.REJECTED and len(files) > 1:
+            return all(self._send_group([f], send, deadline, result, done) for f in files)
+        for path, _ in files:
             if outcome is Outcome.SENT:
                 path.unlink(missing_ok=True)
                 result.sent += 1
@@ -131,3 +147,34 @@ class Spool:
         kept = sorted(rejected.iterdir())
         for old in kept[: max(len(kept) - MAX_REJECTED_FILES, 0)]:
             old.unlink(missing_ok=True)
+
+
+def _kind(path: Path) -> str:
+    return "total" if path.name.endswith(".total.ndjson") else "increment"
+
+
+def _read(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+def _groups(paths: list[Path]) -> list[list[Path]]:
+    """Consecutive batches of one kind, up to MAX_POST_BYTES per POST (at least one each),
+    so a long backlog drains in few requests while keeping its order."""
+    groups: list[list[Path]] = []
+    size = 0
+    for path in paths:
+        try:
+            length = path.stat().st_size
+        except FileNotFoundError:
+            length = 0
+        last = groups[-1] if groups else None
+        if last and _kind(last[0]) == _kind(path) and size + length <= MAX_POST_BYTES:
+            last.append(path)
+            size += length
+        else:
+            groups.append([path])
+            size = length
+    return groups
