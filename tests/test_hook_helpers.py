@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -131,17 +132,23 @@ class HookRun:
     stdout: bytes
     stderr: bytes
     seconds: float
+    cpu_seconds: float
+    """User + system CPU of the child (meaningful only when runs are sequential)."""
 
 
 def run_hook(
     stdin: bytes, env: dict[str, str], *args: str, cmd: list[str] | None = None
 ) -> HookRun:
     """Run the hook as Claude Code does: JSON on stdin, environment of the agent."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(
         [*(cmd or HOOK_CMD), *args], input=stdin, env=env, capture_output=True, timeout=30
     )
-    return HookRun(done.returncode, done.stdout, done.stderr, time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return HookRun(done.returncode, done.stdout, done.stderr, seconds, cpu)
 
 
 def stored_events(server: ServerProcess, session_id: str | None = None) -> list[dict[str, Any]]:
