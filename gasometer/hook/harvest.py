@@ -18,7 +18,7 @@ import msgspec
 
 from gasometer.hook.env import EnvAttribution
 from gasometer.hook.payload import HookInput
-from gasometer.hook.state import locked_state
+from gasometer.hook.state import StateFile, locked_state
 from gasometer.importer.layout import UNKNOWN, Layout
 from gasometer.importer.transcript import read_transcript
 from gasometer.model import CostEvent
@@ -68,10 +68,9 @@ class HarvestResult:
 def transcript_files(payload: HookInput) -> list[Path]:
     """The session's transcript, the subagent's (SubagentStop), and any subagent
     transcripts stored beside the session's (`<session>/subagents/*.jsonl`)."""
-    paths = [Path(p) for p in payload.transcripts()]
+    paths = [Path(p).expanduser() for p in payload.transcripts()]
     if payload.transcript_path:
-        main = Path(payload.transcript_path)
-        subagents = main.with_suffix("") / "subagents"
+        subagents = Path(payload.transcript_path).expanduser().with_suffix("") / "subagents"
         with contextlib.suppress(OSError):
             paths += sorted(subagents.glob("*.jsonl"))
     unique = dict.fromkeys(p for p in paths if p.suffix == ".jsonl")
@@ -86,7 +85,8 @@ def harvest(
     layout: Layout,
     deadline: float,
 ) -> HarvestResult:
-    """Read, attribute and deliver the new part of each file, until the deadline."""
+    """Read, attribute and deliver the new part of each file, until the deadline. A file
+    another run is reading is skipped: that run, or the next one, reads its news."""
     result = HarvestResult()
     for path in files:
         if time.monotonic() >= deadline:
@@ -94,25 +94,36 @@ def harvest(
         if not path.is_file():
             continue
         wait = min(0.3, max(deadline - time.monotonic(), 0.0))
-        with locked_state(state_dir, path, wait) as state:
+        with locked_state(state_dir, path.resolve(), wait) as state:
             if state is None:
                 result.busy += 1
                 continue
             result.files += 1
-            offset = state.start_offset()
-            while True:
-                chunk = read_transcript(path, offset, attribution=layout, max_bytes=MAX_READ_BYTES)
-                result.bad_lines += chunk.bad_lines
-                events = [attribution.apply(e) for e in chunk.events]
-                if events and not deliver(events):
-                    result.refused += 1
-                    break
-                result.events += len(events)
-                if chunk.offset != offset:
-                    state.save(chunk.offset)
-                offset = chunk.offset
-                if chunk.pending_bytes == 0 or chunk.bytes_read == 0:
-                    break
-                if time.monotonic() >= deadline:
-                    break
+            _harvest_file(path, state, deliver, attribution, layout, deadline, result)
     return result
+
+
+def _harvest_file(
+    path: Path,
+    state: StateFile,
+    deliver: Deliver,
+    attribution: Attribution,
+    layout: Layout,
+    deadline: float,
+    result: HarvestResult,
+) -> None:
+    offset = state.start_offset()
+    while True:
+        chunk = read_transcript(path, offset, attribution=layout, max_bytes=MAX_READ_BYTES)
+        result.bad_lines += chunk.bad_lines
+        events = [attribution.apply(e) for e in chunk.events]
+        if events and not deliver(events):
+            result.refused += 1
+            return
+        result.events += len(events)
+        if chunk.offset != offset:
+            state.save(chunk.offset)
+        offset = chunk.offset
+        more = chunk.pending_bytes > 0 and chunk.bytes_read > 0
+        if not more or time.monotonic() >= deadline:
+            return
