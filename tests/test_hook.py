@@ -444,3 +444,35 @@ def test_long_backlog_drains_in_one_run(server: ServerProcess, tmp_path: Path) -
     rows = stored_events(server)
     assert len(rows) == 1200
     assert sum(r["cost_usd"] for r in rows) == pytest.approx(expected_cost, abs=1e-9)
+
+
+def test_town_root_anchors_directory_rules(shared_server: ServerProcess, tmp_path: Path) -> None:
+    town = tmp_path / "gt"
+    (town / "mayor").mkdir(parents=True)
+    (town / "mayor" / "rigs.json").write_text(json.dumps({"rigs": {"gastown": {"prefix": "gt"}}}))
+    env = hook_env(tmp_path, shared_server.url, GT_ROOT=str(town))
+    transcript = tmp_path / "projects" / "p" / "town-1.jsonl"
+    inside = Response(
+        "req_town_in",
+        "town-1",
+        "2026-11-21T10:00:00.000Z",
+        [5, 9],
+        cwd=str(town / "gastown" / "polecats" / "slit"),
+        extra={"gitBranch": "polecat/slit/gt-k3j9x"},
+    )
+    outside = Response(
+        "req_town_out",
+        "town-1",
+        "2026-11-21T10:01:00.000Z",
+        [5, 9],
+        cwd="/elsewhere/polecats/ghost",
+        extra={"gitBranch": "feature/ab-xy12z"},
+    )
+    append(transcript, inside.lines() + outside.lines())
+    assert run_hook(hook_input(transcript), env).returncode == 0
+    rows = {r["event_id"]: r for r in stored_events(shared_server, "town-1")}
+    got = {k: (r["role"], r["rig"], r["worker"], r["issue"]) for k, r in rows.items()}
+    assert got == {
+        "req_town_in": ("polecat", "gastown", "slit", "gt-k3j9x"),
+        "req_town_out": ("unknown", "ghost", "unknown", None),
+    }

@@ -79,7 +79,7 @@ def harvest_on_server(gm: Gasometer, payload: HookInput, environ: dict[str, str]
 
     attribution = Attribution(from_environment(environ), from_session_name(environ))
     town = gm.settings.town_dir
-    layout = Layout(town_dir=str(town), rig_prefixes=gm.settings.rig_prefixes) if town else Layout()
+    layout = Layout(None if town is None else str(town), gm.attributor.rig_prefixes)
     state_dir = gm.settings.data_dir / STATE_DIR
     return harvest(files, state_dir, deliver, attribution, layout, time.monotonic() + TIME_LIMIT_S)
 

@@ -28,6 +28,7 @@ from gasometer.hook.spool import Spool
 from gasometer.hook.state import locked_state
 from gasometer.importer.gtcosts import default_costs_file, read_costs
 from gasometer.importer.layout import Layout
+from gasometer.ingest.attribution import prefixes_from_town
 from gasometer.model import CostEvent
 
 LOG_FILE = "hook.log"
@@ -161,8 +162,11 @@ def _forward_cost_log(
 
 
 def _layout(environ: Mapping[str, str]) -> Layout:
+    """The import's working-directory rules, anchored at the agent's town (`GT_ROOT`)."""
     town = environ.get("GT_ROOT") or environ.get("GT_TOWN_ROOT")
-    return Layout(town_dir=town) if town else Layout()
+    if not town:
+        return Layout()
+    return Layout(town, prefixes_from_town(Path(town)))
 
 
 def _spool(config: HookConfig) -> Spool:
