@@ -105,6 +105,7 @@ def _hook_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     install.add_argument("--url", help="server URL the hook sends to (stored for the hook)")
     install.add_argument("--token", help="ingest token the hook sends with (stored, mode 600)")
+    action.add_parser("status", parents=[common], help="the hook's spool, settings and last log")
 
 
 def _server_args(parser: argparse.ArgumentParser) -> None:
@@ -171,12 +172,19 @@ def _hook(args: argparse.Namespace) -> int:
 
 @command("hooks")
 def hooks(args: argparse.Namespace, _: Settings) -> int:
-    """Add or remove Gasometer's entries in Claude Code's settings.json."""
+    """Add or remove Gasometer's entries in Claude Code's settings.json, or show status."""
     import os
 
     from gasometer.hook import install as inst
     from gasometer.hook.config import hook_home
 
+    if args.action == "status":
+        from gasometer.hook.config import load_hook_config
+        from gasometer.hook.status import hook_status
+
+        report = hook_status(load_hook_config(os.environ))
+        print(msgspec.json.format(msgspec.json.encode(report)).decode())
+        return 0
     path = args.settings or inst.default_settings_path(os.environ)
     if args.action == "uninstall":
         change = inst.uninstall(path)

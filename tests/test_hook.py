@@ -476,3 +476,19 @@ def test_town_root_anchors_directory_rules(shared_server: ServerProcess, tmp_pat
         "req_town_in": ("polecat", "gastown", "slit", "gt-k3j9x"),
         "req_town_out": ("unknown", "ghost", "unknown", None),
     }
+
+
+def test_hooks_status_shows_the_spool_and_last_error(tmp_path: Path) -> None:
+    env = hook_env(tmp_path, f"http://127.0.0.1:{free_port()}")
+    transcript = tmp_path / "projects" / "p" / "status.jsonl"
+    append(transcript, transcript_lines(responses("status", 3)))
+    assert run_hook(hook_input(transcript), env).returncode == 0
+    done = subprocess.run(
+        [sys.executable, "-m", "gasometer", "hooks", "status"], env=env, capture_output=True
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    size = sum(p.stat().st_size for p in spool_files(tmp_path))
+    assert (report["spool_batches"], report["spool_bytes"]) == (1, size)
+    assert report["token_set"] is True and report["transcripts_tracked"] == 1
+    assert "Connection refused" in report["last_log"][-1]
