@@ -19,6 +19,7 @@ from typing import Literal
 
 import msgspec
 
+from gasometer.errors import GasometerError
 from gasometer.importer.gtcosts import default_costs_file, is_costs_file, read_costs
 from gasometer.importer.layout import Layout
 from gasometer.importer.state import FileMark, ImportState, mark_for
@@ -77,6 +78,28 @@ def default_paths(environ: Mapping[str, str] | None = None) -> list[Path]:
     costs = default_costs_file(env)
     if costs.is_file():
         found.append(costs)
+    return found
+
+
+class NothingToImport(GasometerError):
+    """A path given to import does not exist, or no default folder was found."""
+
+
+def check_paths(
+    paths: Sequence[Path] | None, environ: Mapping[str, str] | None = None
+) -> list[Path]:
+    """The paths to import: the given ones (each must exist), else the default ones."""
+    if paths:
+        missing = [str(p) for p in paths if not p.exists()]
+        if missing:
+            raise NothingToImport(f"no such file or folder: {', '.join(missing)}")
+        return list(paths)
+    found = default_paths(environ)
+    if not found:
+        raise NothingToImport(
+            "no Claude transcripts found in ~/.claude/projects, ~/.config/claude/projects "
+            "or $CLAUDE_CONFIG_DIR; pass the folder or files to import"
+        )
     return found
 
 
@@ -153,7 +176,7 @@ class Importer:
         began = time.perf_counter()
         state = ImportState(self.gm.settings.data_dir)
         try:
-            files = discover(paths if paths else default_paths())
+            files = discover(check_paths(paths))
             plans = self._plan(state, files)
             self._notify()
             self._import(state, plans)
