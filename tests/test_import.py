@@ -418,3 +418,11 @@ def test_missing_paths_are_one_line_errors(tmp_path: Path, server: ServerProcess
     assert done.returncode == 1 and "no Claude transcripts found" in done.stderr
     response = httpx.post(server.url + "/api/import", json={"paths": ["/nope/x"]}, headers=auth)
     assert response.status_code == 400 and "/nope/x" in response.json()["error"]
+
+
+def test_small_reads_split_large_files(tmp_path: Path, corpus: Corpus) -> None:
+    """Files read in 64 kB pieces (responses cut between reads) still count once."""
+    settings = make_settings(tmp_path / "data")
+    p = import_into(settings, [corpus.root], batch_bytes=65536, batch_events=500)
+    assert p.lines == corpus.lines and p.bad_lines == corpus.bad_lines
+    assert_days_match(days_of(settings), truth_days(corpus))
