@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from gasometer.importer.fake import Quirks, generate
-from gasometer.importer.layout import Layout, Place, bead_in
+from gasometer.importer.layout import DEFAULT_RULES, Layout, Place, bead_in, parse_rules
 from gasometer.importer.transcript import read_transcript
 from tests.billing import anthropic_cost
 
@@ -281,3 +281,12 @@ def test_plain_corpus_has_one_line_per_response(tmp_path: Path) -> None:
     corpus = generate(tmp_path / "p", sessions=5, responses=10, quirks=Quirks.none())
     assert corpus.lines == len(corpus.responses) + corpus.skipped["user"]
     assert corpus.bad_lines == 0 and corpus.truncated_files == 0
+
+
+def test_configured_rules_go_first() -> None:
+    extra = parse_rules([{"pattern": r"/srv/agents/(?P<worker>[^/]+)", "role": "dog", "rig": "hq"}])
+    layout = Layout(rules=[*extra, *DEFAULT_RULES])
+    assert layout.place("/srv/agents/rex/work") == Place("dog", "hq", "rex")
+    assert layout.place("/home/u/gt/mayor") == Place("mayor", "hq", "mayor")
+    with pytest.raises(ValueError, match="invalid cwd rule"):
+        parse_rules([{"pattern": "("}])

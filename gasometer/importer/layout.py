@@ -11,7 +11,7 @@ working directory) fills `issue`. The transcript importer and the Stop hook shar
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import PurePosixPath
 from typing import NamedTuple
 
@@ -55,6 +55,22 @@ DEFAULT_RULES: tuple[CwdRule, ...] = (
     rule(rf"/(?P<rig>{_SEG})/mayor/rig{_END}", "mayor", worker="mayor"),
     rule(rf"/mayor{_END}", "mayor", TOWN_RIG, "mayor"),
 )
+
+
+def parse_rules(entries: Iterable[Mapping[str, str]]) -> list[CwdRule]:
+    """Rules from configuration, e.g. TOML `[[cwd_rules]]` tables with `pattern`, `role`
+    and optional `rig`, `worker` (fixed values where the pattern has no such group).
+    Configured rules go before the defaults; raise ValueError on a bad entry."""
+    rules = []
+    for entry in entries:
+        try:
+            rules.append(
+                rule(entry["pattern"], entry["role"], entry.get("rig"), entry.get("worker"))
+            )
+        except (KeyError, re.error) as exc:
+            raise ValueError(f"invalid cwd rule {dict(entry)}: {exc}") from exc
+    return rules
+
 
 _BEAD = re.compile(r"^([a-z][a-z0-9]{1,5})-([a-z0-9]{2,8})(?:\.\d+)*$")
 _NOT_PREFIXES = frozenset(

@@ -21,7 +21,7 @@ import msgspec
 
 from gasometer.errors import GasometerError
 from gasometer.importer.gtcosts import default_costs_file, is_costs_file, read_costs
-from gasometer.importer.layout import Layout
+from gasometer.importer.layout import DEFAULT_RULES, Layout, parse_rules
 from gasometer.importer.state import FileMark, ImportState, mark_for
 from gasometer.importer.transcript import SOURCE, TranscriptChunk, read_transcript
 from gasometer.ingest.normalize import normalize
@@ -148,7 +148,8 @@ class Importer:
         self.pricing = pricing or default_table()
         town = gm.settings.town_dir
         prefixes = gm.attributor.rig_prefixes if gm.attributor is not None else {}
-        self.layout = layout or Layout(None if town is None else str(town), prefixes)
+        rules = [*parse_rules(getattr(gm.settings, "cwd_rules", [])), *DEFAULT_RULES]
+        self.layout = layout or Layout(None if town is None else str(town), prefixes, rules)
         self.ingest = ingest
         self._in_flight: list[tuple[list[Future[IngestResult]], list[FileMark]]] = []
         self.batch_events = batch_events
@@ -216,6 +217,7 @@ class Importer:
             while True:
                 try:
                     chunk = self._read(plan.path, offset)
+                    mark = mark_for(plan.path, chunk.offset)
                 except OSError as exc:
                     log.warning("cannot read %s: %s", plan.path, exc)
                     self.progress.files_failed += 1
@@ -225,7 +227,7 @@ class Importer:
                 batch.events.extend(chunk.events)
                 batch.bytes += chunk.bytes_read
                 if chunk.offset != offset or plan.start == 0:
-                    batch.marks[str(plan.path)] = mark_for(plan.path, chunk.offset)
+                    batch.marks[str(plan.path)] = mark
                 if chunk.bytes_read == 0 or chunk.offset >= plan.size:
                     if chunk.pending_bytes:
                         self.progress.truncated_files += 1
