@@ -290,3 +290,18 @@ def test_configured_rules_go_first() -> None:
     assert layout.place("/home/u/gt/mayor") == Place("mayor", "hq", "mayor")
     with pytest.raises(ValueError, match="invalid cwd rule"):
         parse_rules([{"pattern": "("}])
+
+
+@pytest.mark.parametrize(
+    ("cwd", "branch", "issue"),
+    [
+        ("/home/u/code/my-app", "main", None),
+        ("/home/u/work/gt-x7k2q", "main", "gt-x7k2q"),
+        ("/home/u/gt/gasometer/polecats/nux/gasometer", "polecat/nux-mk12ab", None),
+        ("/home/u/gt/gasometer/polecats/nux/gasometer", "polecat/nux/ga-pcx", "ga-pcx"),
+    ],
+)
+def test_bead_heuristics_avoid_folder_and_worker_names(
+    cwd: str, branch: str, issue: str | None
+) -> None:
+    assert Layout().place(cwd, branch).issue == issue
