@@ -305,3 +305,23 @@ def test_bead_heuristics_avoid_folder_and_worker_names(
     cwd: str, branch: str, issue: str | None
 ) -> None:
     assert Layout().place(cwd, branch).issue == issue
+
+
+def test_lines_longer_than_a_read_block(tmp_path: Path) -> None:
+    long = assistant("big", 10)
+    long["message"]["content"] = [{"type": "text", "text": "y" * 50_000}]
+    path = write(tmp_path / "s.jsonl", [long, assistant("small", 5)])
+    offset, seen, reads = 0, [], 0
+    while offset < path.stat().st_size and reads < 10:
+        chunk = read_transcript(path, offset, max_bytes=1000)
+        assert chunk.bad_lines == 0 and chunk.offset > offset
+        seen += [e.event_id for e in chunk.events]
+        offset, reads = chunk.offset, reads + 1
+    assert seen == ["big", "small"]
+
+
+def test_crlf_line_endings(tmp_path: Path) -> None:
+    path = tmp_path / "s.jsonl"
+    path.write_bytes(json.dumps(assistant("r1", 10)).encode() + b"\r\n")
+    chunk = read_transcript(path)
+    assert [e.event_id for e in chunk.events] == ["r1"] and chunk.bad_lines == 0
