@@ -248,13 +248,15 @@ def declared_params(name: str) -> list[str]:
 
 def param_types(name: str) -> dict[str, str]:
     """Parameter types stated in the header (`$a, $b (TIMESTAMPTZ, …)`); others are text."""
+    header = query_header(name)
+    header = header[header.find("Parameters:") :] if "Parameters:" in header else header
     types: dict[str, str] = {}
     waiting: list[str] = []
-    for match in re.finditer(r"\$(\w+)|\((\w+)", query_header(name)):
+    for match in re.finditer(r"\$(\w+)|\((\w+)|[.;]", header):
         if match.group(1):
             waiting.append(match.group(1))
             continue
-        if match.group(2).upper() in _TYPES:
+        if match.group(2) and match.group(2).upper() in _TYPES:
             types.update(dict.fromkeys(waiting, match.group(2).upper()))
         waiting = []
     return types

@@ -157,7 +157,7 @@ def status(store: Store) -> Status:
                 lows.append(bounds[0])
     pending = store.snapshot().pending
     if pending.num_rows:
-        low = pc.min(pending.column("ended_at")).value
+        low = pc.min(pending.column("ended_at")).as_py()
         if low is not None:
             lows.append(int(low.timestamp() * 1_000_000))
     horizon = applied_horizon(store.conn)
