@@ -8,6 +8,7 @@ import io
 import json
 import os
 import random
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -304,7 +305,49 @@ def test_rows_are_cut_at_the_limit_and_it_says_so(box: Box) -> None:
 def test_memory_limit_stops_a_hungry_statement(box: Box) -> None:
     with pytest.raises(QueryError, match="memory limit of 256MB"):
         box.sandbox.run("SELECT list(range) FROM range(100000000)")
-    assert not list((box.data_dir / ".sql-tmp").glob("*"))
+    assert not list((box.data_dir / ".sql-tmp").iterdir())
+
+
+SPILLING = (
+    "SELECT count(*) FROM (SELECT DISTINCT (range * 7919) % 6000000 AS a, range AS b "
+    "FROM range(6000000))"
+)
+
+
+def spill_watcher(temp_root: Path) -> tuple[set[str], threading.Event, threading.Thread]:
+    """Names of files that appear below `temp_root` while a statement runs."""
+    seen: set[str] = set()
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            if temp_root.exists():
+                seen.update(p.name for p in temp_root.rglob("*") if p.is_file())
+            stop.wait(0.01)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return seen, stop, thread
+
+
+def test_spills_go_to_the_data_dir_and_are_removed(box: Box) -> None:
+    spill = Limits(timeout_s=60, memory_limit="64MB", threads=1, max_temp_size="2GB")
+    seen, stop, thread = spill_watcher(box.data_dir / ".sql-tmp")
+    try:
+        rows = Sandbox(box.gm.store.snapshot, spill).run(SPILLING).rows()
+    finally:
+        stop.set()
+        thread.join()
+    assert rows == [(6_000_000,)]
+    assert any(name.startswith("duckdb_temp_storage") for name in seen)
+    assert not list((box.data_dir / ".sql-tmp").iterdir())
+
+
+def test_temp_space_is_capped(box: Box) -> None:
+    tight = Limits(timeout_s=60, memory_limit="64MB", threads=1, max_temp_size="20MB")
+    with pytest.raises(QueryError, match="temp space of 20MB"):
+        Sandbox(box.gm.store.snapshot, tight).run(SPILLING)
+    assert not list((box.data_dir / ".sql-tmp").iterdir())
 
 
 # -- CLI ------------------------------------------------------------------------------------

@@ -375,6 +375,7 @@ class Sandbox:
         try:
             snapshot = self.snapshot()
             temp = snapshot.data_dir / TEMP_DIR / uuid.uuid4().hex
+            temp.mkdir(parents=True)
             try:
                 conn = self._connect(snapshot, temp, macros)
                 try:
@@ -447,8 +448,8 @@ class Sandbox:
             raise QueryError("statement interrupted") from exc
         except duckdb.OutOfMemoryException as exc:
             raise QueryError(
-                f"statement needs more than the memory limit of {limits.memory_limit}: "
-                + _first_line(exc)
+                f"statement needs more than the memory limit of {limits.memory_limit} "
+                f"and temp space of {limits.max_temp_size}: {_first_line(exc)}"
             ) from exc
         except duckdb.Error as exc:
             raise QueryError(_first_line(exc)) from exc

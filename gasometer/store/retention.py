@@ -83,6 +83,13 @@ def ended_at_bounds(path: Path) -> tuple[int, int] | None:
     return bounds
 
 
+def _forget_except(live: set[str]) -> None:
+    """Drop cached bounds of files no longer live (compaction renames files all the time)."""
+    with _bounds_lock:
+        for key in [k for k in _bounds_cache if k not in live]:
+            del _bounds_cache[key]
+
+
 def _read_bounds(path: Path) -> tuple[int, int] | None:
     meta = pq.ParquetFile(path).metadata
     names = [meta.schema.column(i).name for i in range(meta.num_columns)]
@@ -150,11 +157,12 @@ def apply(store: Store, days: float, now: float | None = None) -> Outcome:
 def status(store: Store) -> Status:
     """The retention setting, the horizon last applied, and the oldest raw event still held."""
     lows = []
-    for entry in store.files():
-        if entry.dataset == "events":
-            bounds = ended_at_bounds(store.data_dir / entry.path)
-            if bounds is not None:
-                lows.append(bounds[0])
+    live = [store.data_dir / f.path for f in store.files() if f.dataset == "events"]
+    _forget_except({str(path) for path in live})
+    for path in live:
+        bounds = ended_at_bounds(path)
+        if bounds is not None:
+            lows.append(bounds[0])
     pending = store.snapshot().pending
     if pending.num_rows:
         low = pc.min(pending.column("ended_at")).as_py()
