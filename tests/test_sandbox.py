@@ -251,9 +251,37 @@ def test_no_file_outside_the_store_can_be_read(box: Box, reader: str, tmp_path: 
     assert tree(box.data_dir) == before
 
 
-def test_query_table_function_cannot_smuggle_a_write(box: Box) -> None:
-    with pytest.raises(QueryError, match="single SELECT"):
-        box.sandbox.run("SELECT * FROM query('CREATE TABLE t AS SELECT 1')")
+STATE_FUNCTIONS = {
+    "SELECT * FROM enable_logging(storage := 'file', storage_path := '{tmp}/log')": "logging",
+    "SELECT * FROM system.main.\"Enable_Logging\" (level := 'trace')": "logging",
+    "SELECT * FROM disable_logging()": "logging",
+    "SELECT * FROM truncate_duckdb_logs()": "logging",
+    "SELECT * FROM enable_profiling(save_location := '{tmp}/profile.txt')": "profiling",
+    "SELECT * FROM disable_profiling()": "profiling",
+    "SELECT * FROM checkpoint()": "storage maintenance",
+    "SELECT * FROM force_checkpoint()": "storage maintenance",
+    "SELECT * FROM query('SELECT * FROM enable_logging()')": "SQL built at run time",
+    "SELECT * FROM query('CREATE TABLE t AS SELECT 1')": "SQL built at run time",
+    "SELECT * FROM json_execute_serialized_sql(json_serialize_sql('SELECT 1'))": "run time",
+}
+
+
+@pytest.mark.parametrize("template", list(STATE_FUNCTIONS))
+def test_state_changing_table_functions_are_refused(
+    box: Box, template: str, tmp_path: Path
+) -> None:
+    """They type as SELECT yet change configuration; a file log outside the allowed
+    directories even aborts the whole process when DuckDB later tries to write it."""
+    before = tree(box.data_dir)
+    with pytest.raises(SqlRefused, match=STATE_FUNCTIONS[template]):
+        box.sandbox.run(template.format(tmp=tmp_path))
+    assert tree(box.data_dir) == before
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_names_alone_are_not_refused(box: Box) -> None:
+    result = box.sandbox.run("SELECT 'enable_logging()' AS query, 1 AS checkpoint")
+    assert result.rows() == [("enable_logging()", 1)]
 
 
 def test_configuration_is_locked_and_confined(box: Box) -> None:
@@ -458,3 +486,8 @@ def test_api_sql_limits_and_refusals(sql_server: ServerProcess) -> None:
     assert not target.exists()
     bad = httpx.post(url, json={"sql": "SELECT 1", "format": "xml"}, headers=AUTH)
     assert bad.status_code == 400
+    log = "SELECT * FROM enable_logging(storage := 'file', storage_path := '/tmp/gm-log')"
+    logging = httpx.post(url, json={"sql": log}, headers=AUTH)
+    assert logging.status_code == 400
+    assert "enable_logging() is not allowed" in logging.json()["error"]
+    assert httpx.get(sql_server.url + "/health").status_code == 200

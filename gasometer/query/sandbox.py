@@ -68,6 +68,19 @@ _WHY_REFUSED = {
     _STATEMENT.EXECUTE: "EXECUTE runs prepared state",
 }
 
+_WHY_FUNCTION_REFUSED = {
+    "enable_logging": "it changes logging configuration (and can write log files)",
+    "disable_logging": "it changes logging configuration",
+    "truncate_duckdb_logs": "it changes logging state",
+    "enable_profiling": "it changes profiling configuration",
+    "disable_profiling": "it changes profiling configuration",
+    "checkpoint": "it runs storage maintenance",
+    "force_checkpoint": "it runs storage maintenance",
+    "query": "it runs SQL built at run time, which cannot be checked first",
+    "json_execute_serialized_sql": "it runs SQL built at run time, which cannot be checked first",
+}
+"""Table functions that change state although their statement types as SELECT."""
+
 
 class SqlRefused(QueryError):
     """A statement the sandbox does not run; the message says why."""
@@ -175,7 +188,19 @@ def check_sql(sql: str) -> duckdb.Statement:
     elif statement.type != _STATEMENT.SELECT:
         why = _WHY_REFUSED.get(statement.type, f"{statement.type.name} statements are not reads")
         raise SqlRefused(f"refused: only SELECT and EXPLAIN are allowed; {why}")
+    _check_functions(statement.query)
     return statement
+
+
+def _check_functions(sql: str) -> None:
+    """Refuse calls of the table functions that change state (`name(` in any case or quoting)."""
+    tokens = duckdb.tokenize(sql)
+    for i in range(len(tokens) - 1):
+        if tokens[i][1] not in (duckdb.token_type.identifier, duckdb.token_type.keyword):
+            continue
+        name = _token_text(sql, tokens, i).strip('"').lower()
+        if name in _WHY_FUNCTION_REFUSED and _token_text(sql, tokens, i + 1).startswith("("):
+            raise SqlRefused(f"refused: {name}() is not allowed; {_WHY_FUNCTION_REFUSED[name]}")
 
 
 def _check_explain(sql: str) -> None:
