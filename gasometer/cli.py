@@ -227,7 +227,7 @@ def health(_: argparse.Namespace, settings: Settings) -> int:
 @command("sql")
 def sql(args: argparse.Namespace, settings: Settings) -> int:
     """Run one read-only statement in the SQL sandbox; print a table, CSV, JSON or write Parquet."""
-    from gasometer.query.sandbox import Limits, Sandbox, encode_csv, encode_json, encode_parquet
+    from gasometer.query.sandbox import Limits, Sandbox, encode
     from gasometer.store.store import Store
 
     if args.format == "parquet" and args.output is None:
@@ -238,11 +238,9 @@ def sql(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         store.close()
     if args.format == "parquet":
-        args.output.write_bytes(encode_parquet(result))
-    elif args.format == "json":
-        sys.stdout.write(encode_json(result).decode() + "\n")
-    elif args.format == "csv":
-        sys.stdout.write(encode_csv(result).decode())
+        args.output.write_bytes(encode(result, "parquet"))
+    elif args.format in ("json", "csv"):
+        sys.stdout.write(encode(result, args.format).decode().rstrip("\n") + "\n")
     else:
         _print_table(result.columns, result.rows())
     if result.truncated:

@@ -22,7 +22,15 @@ import pytest
 from gasometer import cli
 from gasometer.errors import QueryError
 from gasometer.model import CostEvent
-from gasometer.query.sandbox import Limits, Sandbox, SqlRefused, SqlTimeout, check_sql
+from gasometer.query.sandbox import (
+    Limits,
+    Sandbox,
+    SqlBusy,
+    SqlRefused,
+    SqlTimeout,
+    check_sql,
+    encode,
+)
 from gasometer.runtime import Gasometer
 from tests.conftest import TOKEN, ServerProcess, free_port, make_settings, server_env
 
@@ -376,6 +384,36 @@ def test_temp_space_is_capped(box: Box) -> None:
     with pytest.raises(QueryError, match="temp space of 20MB"):
         Sandbox(box.gm.store.snapshot, tight).run(SPILLING)
     assert not list((box.data_dir / ".sql-tmp").iterdir())
+
+
+def test_every_slot_busy_is_a_clear_503(box: Box) -> None:
+    sandbox = Sandbox(box.gm.store.snapshot, Limits(timeout_s=0.2, concurrency=1))
+    assert sandbox._slots.acquire(timeout=1)
+    try:
+        with pytest.raises(SqlBusy, match="all 1 SQL slots are busy") as busy:
+            sandbox.run("SELECT 1")
+        assert busy.value.status == 503
+    finally:
+        sandbox._slots.release()
+    assert sandbox.run("SELECT 1").rows() == [(1,)]
+
+
+def test_types_without_a_json_or_parquet_twin_still_answer(box: Box) -> None:
+    result = box.sandbox.run(
+        "SELECT INTERVAL 90 MINUTE AS i, TIMESTAMP_NS '2026-01-01 10:00:00.123456789' AS ns, "
+        "'\\xAA'::BLOB AS b, 12345678901234567890::HUGEINT AS h"
+    )
+    body = json.loads(encode(result, "json"))
+    big = 12345678901234567890
+    assert body["rows"] == [["P0M0DT5400S", "2026-01-01T10:00:00.123456", "qg==", big]]
+    assert encode(result, "csv").decode().splitlines()[1] == (
+        "P0M0DT5400S,2026-01-01T10:00:00.123456,\\xaa,12345678901234567890"
+    )
+    table = pq.read_table(io.BytesIO(encode(result, "parquet")))
+    assert table.column("i").to_pylist() == ["P0M0DT5400S"]
+    union = box.sandbox.run("SELECT union_value(a := 1) AS u")
+    with pytest.raises(QueryError, match="cannot write this result as parquet"):
+        encode(union, "parquet")
 
 
 # -- CLI ------------------------------------------------------------------------------------

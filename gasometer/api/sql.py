@@ -21,9 +21,7 @@ from gasometer.query.sandbox import (
     NamedQuery,
     Sandbox,
     SqlResult,
-    encode_csv,
-    encode_json,
-    encode_parquet,
+    encode,
     named_queries,
 )
 from gasometer.runtime import Gasometer
@@ -64,12 +62,7 @@ SANDBOX = {"sandbox": Provide(_sandbox, sync_to_thread=False)}
 
 def respond(result: SqlResult, fmt: str) -> Response[bytes]:
     """A result in the asked format, with its row count and truncation in headers."""
-    if fmt == "csv":
-        body = encode_csv(result)
-    elif fmt == "parquet":
-        body = encode_parquet(result)
-    else:
-        body = encode_json(result)
+    body = encode(result, fmt)
     headers = {
         "X-Gasometer-Rows": str(result.table.num_rows),
         "X-Gasometer-Truncated": "true" if result.truncated else "false",

@@ -148,9 +148,13 @@ class SqlResult(NamedTuple):
 
 
 def portable(table: pa.Table) -> pa.Table:
-    """`table` with interval columns as ISO 8601 text: JSON, CSV and Parquet lack the type."""
+    """`table` with top-level interval columns as ISO 8601 text (JSON, CSV and Parquet lack
+    the type) and nanosecond timestamps cut to microseconds (Python's resolution)."""
     for i, field in enumerate(table.schema):
-        if pa.types.is_interval(field.type):
+        if pa.types.is_timestamp(field.type) and field.type.unit == "ns":
+            micros = pa.timestamp("us", tz=field.type.tz)
+            table = table.set_column(i, field.name, table.column(i).cast(micros, safe=False))
+        elif pa.types.is_interval(field.type):
             text = pa.array(
                 [None if v is None else _iso_interval(v) for v in table.column(i).to_pylist()],
                 pa.string(),
@@ -528,6 +532,19 @@ def as_json(result: SqlResult) -> SqlJson:
     )
 
 
+def encode(result: SqlResult, fmt: str) -> bytes:
+    """A result as `json`, `csv` or `parquet`; a type the format cannot hold is a QueryError."""
+    encoders = {"json": encode_json, "csv": encode_csv, "parquet": encode_parquet}
+    try:
+        return encoders[fmt](result)
+    except (pa.ArrowException, ValueError, TypeError) as exc:
+        types = ", ".join(f"{f.name} {f.type}" for f in result.table.schema)
+        raise QueryError(
+            f"cannot write this result as {fmt} ({types}): {_first_line(exc)}; "
+            "cast the column in SQL, e.g. ::VARCHAR"
+        ) from exc
+
+
 def encode_json(result: SqlResult) -> bytes:
     """A result encoded as JSON (values msgspec cannot encode become strings)."""
     return _json.encode(as_json(result))
@@ -550,6 +567,8 @@ def _csv_value(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, dict | list):
         return _json.encode(value).decode()
+    if isinstance(value, bytes):
+        return "\\x" + value.hex()
     return value
 
 
