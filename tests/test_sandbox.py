@@ -325,7 +325,7 @@ def test_a_slow_statement_is_interrupted_at_the_time_limit(box: Box) -> None:
     began = time.monotonic()
     with pytest.raises(SqlTimeout, match="time limit of 1 s"):
         box.sandbox.run("SELECT sum(a.range * b.range) FROM range(100000) a, range(100000) b")
-    assert time.monotonic() - began < 3.0
+    assert time.monotonic() - began < 5.0
     assert box.sandbox.run("SELECT 42").rows() == [(42,)]
 
 
@@ -339,8 +339,9 @@ def test_rows_are_cut_at_the_limit_and_it_says_so(box: Box) -> None:
 
 
 def test_memory_limit_stops_a_hungry_statement(box: Box) -> None:
+    hungry = Sandbox(box.gm.store.snapshot, Limits(timeout_s=60, memory_limit="256MB"))
     with pytest.raises(QueryError, match="memory limit of 256MB"):
-        box.sandbox.run("SELECT list(range) FROM range(100000000)")
+        hungry.run("SELECT list(range) FROM range(100000000)")
     assert not list((box.data_dir / ".sql-tmp").iterdir())
 
 

@@ -10,13 +10,15 @@ connections. Before the user's SQL runs, that database gets
   DuckDB refuses to change allowed directories once external access is off).
 DuckDB's switches still let `COPY … TO`, `ATTACH`, `CREATE`, `DROP`, `SET VARIABLE`, switch
 pragmas and `EXPLAIN ANALYZE <write>` through, so statements are also checked by type with
-`duckdb.extract_statements`: exactly one SELECT, or one plain EXPLAIN of a SELECT. A timer calls
+`duckdb.extract_statements`: exactly one SELECT, or one plain EXPLAIN of a SELECT, calling
+none of the table functions that change state from a SELECT (`enable_logging()`, …). A timer calls
 `interrupt()` at the time limit; at most `max_rows` rows (and `max_bytes` bytes) come back,
 and the result says when it was cut.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import shutil
 import threading
@@ -36,6 +38,8 @@ from gasometer.errors import BadRequest, GasometerError, QueryError
 from gasometer.query.engine import install_views
 from gasometer.resources import query_header, query_names, query_text
 from gasometer.store.store import Snapshot
+
+log = logging.getLogger("gasometer.sql")
 
 INTERNAL_QUERIES = frozenset({"rollup_hourly", "rollup_merge"})
 """Building blocks of the store (they read relations only the flusher has), not answers."""
@@ -367,7 +371,10 @@ def install_macros(conn: duckdb.DuckDBPyConnection) -> None:
         params = declared_params(name)
         args = ", ".join(f"p_{p} := {PARAM_DEFAULTS.get(p, 'NULL')}" for p in params)
         body = re.sub(r"\$([A-Za-z_]\w*)", r"p_\1", query_body(name))
-        conn.execute(f"CREATE MACRO {MACRO_SCHEMA}.{name}({args}) AS TABLE {body}")
+        try:
+            conn.execute(f'CREATE MACRO {MACRO_SCHEMA}."{name}"({args}) AS TABLE {body}')
+        except duckdb.Error as exc:  # one odd query must not take the others down
+            log.warning("named query %s is not available as a macro: %s", name, _first_line(exc))
 
 
 # -- the sandbox ----------------------------------------------------------------------------
