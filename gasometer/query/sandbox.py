@@ -18,6 +18,7 @@ and the result says when it was cut.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import shutil
@@ -458,7 +459,8 @@ class Sandbox:
 
         def interrupt() -> None:
             fired.set()
-            conn.interrupt()
+            with contextlib.suppress(duckdb.Error):  # the statement may have just ended
+                conn.interrupt()
 
         timer = threading.Timer(limits.timeout_s, interrupt)
         began = time.perf_counter()
