@@ -484,6 +484,7 @@ def test_api_sql_formats(sql_server: ServerProcess) -> None:
     assert as_json.status_code == 200, as_json.text
     body = as_json.json()
     assert body["columns"] == ["session_id", "cost_usd", "ended_at"]
+    assert body["types"] == ["VARCHAR", "DOUBLE", "TIMESTAMP WITH TIME ZONE"]
     assert body["rows"] == [
         ["ga-nux", 1.25, "2026-11-20T10:00:00Z"],
         ["ga-toast", 0.5, "2026-11-20T11:30:00Z"],

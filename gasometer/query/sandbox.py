@@ -135,9 +135,11 @@ class Limits(NamedTuple):
 
 
 class SqlResult(NamedTuple):
-    """Rows of one statement as Arrow, whether they were cut at the limit, and time taken."""
+    """Rows of one statement as Arrow, their DuckDB types, whether they were cut at the
+    limit, and the time taken."""
 
     table: pa.Table
+    types: list[str]
     truncated: bool
     elapsed_s: float
 
@@ -466,7 +468,9 @@ class Sandbox:
         began = time.perf_counter()
         timer.start()
         try:
-            reader = execute(conn).to_arrow_reader(BATCH_ROWS)
+            relation = execute(conn)
+            types = [str(column[1]) for column in relation.description or []]
+            reader = relation.to_arrow_reader(BATCH_ROWS)
             batches: list[pa.RecordBatch] = []
             rows = size = 0
             truncated = False
@@ -493,7 +497,8 @@ class Sandbox:
             raise QueryError(_first_line(exc)) from exc
         finally:
             timer.cancel()
-        return SqlResult(table.slice(0, limits.max_rows), truncated, time.perf_counter() - began)
+        elapsed = time.perf_counter() - began
+        return SqlResult(table.slice(0, limits.max_rows), types, truncated, elapsed)
 
 
 def lockdown(data_dir: Path, temp: Path, limits: Limits) -> list[str]:
@@ -519,7 +524,7 @@ _json = msgspec.json.Encoder(enc_hook=str, decimal_format="number")
 
 
 class SqlJson(msgspec.Struct):
-    """A result as JSON: column names and types, rows as arrays, and whether rows were cut."""
+    """A result as JSON: column names and DuckDB types, rows as arrays, whether rows were cut."""
 
     columns: list[str]
     types: list[str]
@@ -533,7 +538,7 @@ def as_json(result: SqlResult) -> SqlJson:
     """The JSON shape of a result (timestamps become RFC 3339 strings when encoded)."""
     return SqlJson(
         columns=result.columns,
-        types=[str(field.type) for field in portable(result.table).schema],
+        types=result.types,
         rows=result.rows(),
         row_count=result.table.num_rows,
         truncated=result.truncated,
