@@ -17,7 +17,7 @@ import msgspec
 
 from gasometer import __version__
 from gasometer.config import TOKEN_FILE, Settings, load_settings
-from gasometer.errors import GasometerError
+from gasometer.errors import ConfigError, GasometerError
 
 Command = Callable[[argparse.Namespace, Settings], int]
 COMMANDS: dict[str, Command] = {}
@@ -55,12 +55,17 @@ def build_parser() -> argparse.ArgumentParser:
     _server_args(demo)
 
     sql = sub.add_parser("sql", parents=[common], help="run read-only SQL over the store")
-    sql.add_argument("query", help="SQL over the views `events` and `hourly`")
+    sql.add_argument("query", help="one SELECT over `events`, `hourly` and `queries.<name>(…)`")
     sql.add_argument("--format", choices=["table", "csv", "json", "parquet"], default="table")
     sql.add_argument("--output", type=Path, help="file for --format parquet")
 
     sub.add_parser("compact", parents=[common], help="merge small Parquet files now")
     sub.add_parser("health", parents=[common], help="print the store's health as JSON")
+    keep = sub.add_parser(
+        "retention", parents=[common], help="remove raw event files older than retention_days"
+    )
+    keep.add_argument("--days", type=float, help="override retention_days for this run")
+    keep.add_argument("--dry-run", action="store_true", help="only list the files that would go")
     token = sub.add_parser("token", parents=[common], help="create an ingest token")
     token.add_argument("--label", default="token", help="a name to remember it by")
 
@@ -264,6 +269,35 @@ def compact(_: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+@command("retention")
+def retention(args: argparse.Namespace, settings: Settings) -> int:
+    """Retire raw event files wholly older than the horizon; rollups keep every total."""
+    from gasometer.store import retention as keep
+    from gasometer.store.store import Store
+
+    days = args.days if args.days is not None else settings.retention_days
+    if days is None or days <= 0:
+        raise ConfigError("no retention set: pass --days N or set GASOMETER_RETENTION_DAYS")
+    store = Store(settings, readonly=args.dry_run)
+    try:
+        if args.dry_run:
+            horizon = keep.horizon_us(days)
+            expired = keep.expired_files(store.data_dir, store.files(), horizon)
+            for entry in expired:
+                print(f"would remove {entry.path} ({entry.rows} rows)")
+            print(f"horizon {keep.iso(horizon)}: {len(expired)} files would go")
+            return 0
+        outcome = store.apply_retention(days)
+        store.delete_retired(grace_s=0)
+        print(
+            f"horizon {outcome.horizon}: removed {len(outcome.files)} raw event files "
+            f"({outcome.rows} rows); hourly rollups kept"
+        )
+    finally:
+        store.close()
+    return 0
+
+
 @command("health")
 def health(_: argparse.Namespace, settings: Settings) -> int:
     """Print the store's health as JSON."""
@@ -303,35 +337,33 @@ def pricing(_: argparse.Namespace, __: Settings) -> int:
 
 @command("sql")
 def sql(args: argparse.Namespace, settings: Settings) -> int:
-    """Run SQL over the store and print a table, CSV, JSON or write Parquet."""
-    from gasometer.query.engine import QueryEngine
+    """Run one read-only statement in the SQL sandbox; print a table, CSV, JSON or write Parquet."""
+    from gasometer.query.sandbox import Limits, Sandbox, encode
     from gasometer.store.store import Store
 
+    if args.format == "parquet" and args.output is None:
+        raise ConfigError("--format parquet needs --output FILE")
     store = Store(settings, readonly=True)
-    engine = QueryEngine(store)
     try:
-        result = engine.execute(args.query)
-        _print_result(result.columns, result.rows, args.format)
+        result = Sandbox(store.snapshot, Limits.from_settings(settings)).run(args.query)
     finally:
-        engine.close()
         store.close()
+    if args.format == "parquet":
+        args.output.write_bytes(encode(result, "parquet"))
+    elif args.format in ("json", "csv"):
+        sys.stdout.write(encode(result, args.format).decode().rstrip("\n") + "\n")
+    else:
+        _print_table(result.columns, result.rows())
+    if result.truncated:
+        print(f"gasometer: note: only the first {result.table.num_rows} rows", file=sys.stderr)
     return 0
 
 
-def _print_result(columns: list[str], rows: list[tuple[Any, ...]], fmt: str) -> None:
-    if fmt == "json":
-        print(msgspec.json.encode({"columns": columns, "rows": rows}).decode())
-    elif fmt == "csv":
-        import csv
+def _print_table(columns: list[str], rows: list[tuple[Any, ...]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
 
-        writer = csv.writer(sys.stdout)
-        writer.writerow(columns)
-        writer.writerows(rows)
-    else:
-        from rich.console import Console
-        from rich.table import Table
-
-        table = Table(*columns)
-        for row in rows:
-            table.add_row(*("" if v is None else str(v) for v in row))
-        Console().print(table)
+    table = Table(*columns)
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row))
+    Console().print(table)

@@ -404,3 +404,25 @@ def test_against_real_ccusage(tmp_path: Path, comparable: bool) -> None:
             assert abs(ours[day][0] - values[0]) <= 0.01
             assert ours[day][1:] == values[1:]
     assert_days_match(ours, truth_days(corpus))
+
+
+def test_missing_paths_are_one_line_errors(tmp_path: Path, server: ServerProcess,
+                                           auth: dict[str, str]) -> None:  # fmt: skip
+    cmd = [sys.executable, "-m", "gasometer", "import", "--data-dir", str(tmp_path / "d"),
+           str(tmp_path / "nope")]  # fmt: skip
+    done = subprocess.run(cmd, env=server_env(), capture_output=True, text=True, check=False)
+    assert done.returncode == 1 and done.stderr.count("\n") == 1 and "nope" in done.stderr
+    env = {**server_env(), "HOME": str(tmp_path / "empty-home")}
+    env.pop("CLAUDE_CONFIG_DIR", None)
+    done = subprocess.run(cmd[:-1], env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 1 and "no Claude transcripts found" in done.stderr
+    response = httpx.post(server.url + "/api/import", json={"paths": ["/nope/x"]}, headers=auth)
+    assert response.status_code == 400 and "/nope/x" in response.json()["error"]
+
+
+def test_small_reads_split_large_files(tmp_path: Path, corpus: Corpus) -> None:
+    """Files read in 64 kB pieces (responses cut between reads) still count once."""
+    settings = make_settings(tmp_path / "data")
+    p = import_into(settings, [corpus.root], batch_bytes=65536, batch_events=500)
+    assert p.lines == corpus.lines and p.bad_lines == corpus.bad_lines
+    assert_days_match(days_of(settings), truth_days(corpus))

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from gasometer.importer.fake import Quirks, generate
-from gasometer.importer.layout import Layout, Place, bead_in
+from gasometer.importer.layout import DEFAULT_RULES, Layout, Place, bead_in, parse_rules
 from gasometer.importer.transcript import read_transcript
 from tests.billing import anthropic_cost
 
@@ -281,3 +281,47 @@ def test_plain_corpus_has_one_line_per_response(tmp_path: Path) -> None:
     corpus = generate(tmp_path / "p", sessions=5, responses=10, quirks=Quirks.none())
     assert corpus.lines == len(corpus.responses) + corpus.skipped["user"]
     assert corpus.bad_lines == 0 and corpus.truncated_files == 0
+
+
+def test_configured_rules_go_first() -> None:
+    extra = parse_rules([{"pattern": r"/srv/agents/(?P<worker>[^/]+)", "role": "dog", "rig": "hq"}])
+    layout = Layout(rules=[*extra, *DEFAULT_RULES])
+    assert layout.place("/srv/agents/rex/work") == Place("dog", "hq", "rex")
+    assert layout.place("/home/u/gt/mayor") == Place("mayor", "hq", "mayor")
+    with pytest.raises(ValueError, match="invalid cwd rule"):
+        parse_rules([{"pattern": "("}])
+
+
+@pytest.mark.parametrize(
+    ("cwd", "branch", "issue"),
+    [
+        ("/home/u/code/my-app", "main", None),
+        ("/home/u/work/gt-x7k2q", "main", "gt-x7k2q"),
+        ("/home/u/gt/gasometer/polecats/nux/gasometer", "polecat/nux-mk12ab", None),
+        ("/home/u/gt/gasometer/polecats/nux/gasometer", "polecat/nux/ga-pcx", "ga-pcx"),
+    ],
+)
+def test_bead_heuristics_avoid_folder_and_worker_names(
+    cwd: str, branch: str, issue: str | None
+) -> None:
+    assert Layout().place(cwd, branch).issue == issue
+
+
+def test_lines_longer_than_a_read_block(tmp_path: Path) -> None:
+    long = assistant("big", 10)
+    long["message"]["content"] = [{"type": "text", "text": "y" * 50_000}]
+    path = write(tmp_path / "s.jsonl", [long, assistant("small", 5)])
+    offset, seen, reads = 0, [], 0
+    while offset < path.stat().st_size and reads < 10:
+        chunk = read_transcript(path, offset, max_bytes=1000)
+        assert chunk.bad_lines == 0 and chunk.offset > offset
+        seen += [e.event_id for e in chunk.events]
+        offset, reads = chunk.offset, reads + 1
+    assert seen == ["big", "small"]
+
+
+def test_crlf_line_endings(tmp_path: Path) -> None:
+    path = tmp_path / "s.jsonl"
+    path.write_bytes(json.dumps(assistant("r1", 10)).encode() + b"\r\n")
+    chunk = read_transcript(path)
+    assert [e.event_id for e in chunk.events] == ["r1"] and chunk.bad_lines == 0

@@ -12,7 +12,7 @@ from litestar.datastructures import State
 
 from gasometer.api.auth import require_token
 from gasometer.errors import BadRequest, GasometerError
-from gasometer.importer.run import Importer, ImportProgress
+from gasometer.importer.run import Importer, ImportProgress, NothingToImport, check_paths
 from gasometer.runtime import Gasometer
 
 log = logging.getLogger("gasometer.api.imports")
@@ -86,7 +86,11 @@ async def start_import(request: Request, gm: Gasometer) -> ImportProgress:
         except msgspec.DecodeError as exc:
             raise BadRequest(f"invalid import request: {exc}") from exc
         paths = [Path(p) for p in req.paths] if req.paths else None
-    return _job(request.app.state).start(gm, paths)
+    try:
+        checked = check_paths(paths)
+    except NothingToImport as exc:
+        raise BadRequest(str(exc)) from exc
+    return _job(request.app.state).start(gm, checked)
 
 
 @get("/api/import/status", sync_to_thread=False)

@@ -18,7 +18,7 @@ from rich.table import Table
 
 from gasometer.config import Settings
 from gasometer.errors import GasometerError
-from gasometer.importer.run import Importer, ImportProgress
+from gasometer.importer.run import Importer, ImportProgress, check_paths
 from gasometer.pricing import PricingTable, default_table
 
 
@@ -33,6 +33,7 @@ def run_import(
     from gasometer.runtime import Gasometer
     from gasometer.store.store import StoreLocked
 
+    paths = check_paths(paths)
     try:
         gm = Gasometer.open(settings)
     except StoreLocked:

@@ -60,6 +60,7 @@ class Quirks:
     fast: bool = True
     long_context: bool = True
     unknown_models: bool = True
+    cost_usd_lines: bool = True
 
     @classmethod
     def none(cls) -> Quirks:
@@ -222,6 +223,7 @@ class _Generator:
         blocks = rng.randint(2, 4) if q.streaming else 1
         outputs = [*sorted(rng.randint(1, output) for _ in range(blocks - 1)), output]
         request, message = self.ident("req_"), self.ident("msg_")
+        old_cost = q.cost_usd_lines and model != UNKNOWN_MODEL and rng.random() < 0.05
         started = ts
         for i, out in enumerate(outputs):
             usage: dict[str, Any] = {
@@ -253,6 +255,8 @@ class _Generator:
             msg = {"id": message, "type": "message", "role": "assistant", "model": model,
                    "content": content, "stop_reason": None, "usage": usage}  # fmt: skip
             extra: dict[str, Any] = {"message": msg, "requestId": request}
+            if old_cost:
+                extra["costUSD"] = round(rng.random(), 4)
             if sidechain is not None:
                 extra.update(isSidechain=True, agentId=sidechain)
             w.add(w.base("assistant", ts, **extra))

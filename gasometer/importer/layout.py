@@ -11,7 +11,7 @@ working directory) fills `issue`. The transcript importer and the Stop hook shar
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import PurePosixPath
 from typing import NamedTuple
 
@@ -56,21 +56,45 @@ DEFAULT_RULES: tuple[CwdRule, ...] = (
     rule(rf"/mayor{_END}", "mayor", TOWN_RIG, "mayor"),
 )
 
+
+def parse_rules(entries: Iterable[Mapping[str, str]]) -> list[CwdRule]:
+    """Rules from configuration, e.g. TOML `[[cwd_rules]]` tables with `pattern`, `role`
+    and optional `rig`, `worker` (fixed values where the pattern has no such group).
+    Configured rules go before the defaults; raise ValueError on a bad entry."""
+    rules = []
+    for entry in entries:
+        try:
+            rules.append(
+                rule(entry["pattern"], entry["role"], entry.get("rig"), entry.get("worker"))
+            )
+        except (KeyError, re.error) as exc:
+            raise ValueError(f"invalid cwd rule {dict(entry)}: {exc}") from exc
+    return rules
+
+
 _BEAD = re.compile(r"^([a-z][a-z0-9]{1,5})-([a-z0-9]{2,8})(?:\.\d+)*$")
 _NOT_PREFIXES = frozenset(
     {"feat", "fix", "bug", "chore", "docs", "doc", "test", "wip", "dev", "hot", "rel", "ci"}
 )
 
 
-def bead_in(text: str | None, prefixes: Iterable[str] = ()) -> str | None:
+def bead_in(
+    text: str | None,
+    prefixes: Iterable[str] = (),
+    *,
+    strict: bool = False,
+    not_prefixes: Iterable[str] = (),
+) -> str | None:
     """The last path segment of `text` shaped like a bead id (`gt-abc12`, `ga-pcx.1`).
 
-    With known beads prefixes, only those count; otherwise a short prefix and a hash with
-    a digit, or a prefix of at most three letters, not a conventional branch word.
+    With known beads prefixes, only those count. Otherwise: not a conventional branch word
+    or one of `not_prefixes` (e.g. the worker's own name), and a hash with a digit, or (not
+    `strict`, as for branch names) a prefix of at most three letters.
     """
     if not text:
         return None
     known = set(prefixes)
+    excluded = _NOT_PREFIXES | {p.lower() for p in not_prefixes}
     found = None
     for segment in re.split(r"[/\\]", text):
         m = _BEAD.match(segment)
@@ -80,7 +104,9 @@ def bead_in(text: str | None, prefixes: Iterable[str] = ()) -> str | None:
         if known:
             if prefix in known:
                 found = segment
-        elif prefix not in _NOT_PREFIXES and (len(prefix) <= 3 or any(c.isdigit() for c in digest)):
+        elif prefix not in excluded and (
+            any(c.isdigit() for c in digest) or (not strict and len(prefix) <= 3)
+        ):
             found = segment
     return found
 
@@ -110,11 +136,17 @@ class Layout:
         return found
 
     def _derive(self, cwd: str, git_branch: str | None) -> Place:
-        issue = bead_in(git_branch, self.prefixes) or bead_in(cwd, self.prefixes)
-        path = cwd.replace("\\", "/").rstrip("/")
+        place = self._place(cwd.replace("\\", "/").rstrip("/"))
+        names = (place.worker, place.rig)
+        issue = bead_in(git_branch, self.prefixes, not_prefixes=names) or bead_in(
+            cwd, self.prefixes, strict=True, not_prefixes=names
+        )
+        return place._replace(issue=issue)
+
+    def _place(self, path: str) -> Place:
         if self.town is not None:
             if path != self.town and not path.startswith(self.town + "/"):
-                return Place(UNKNOWN, _project(path), UNKNOWN, issue)
+                return Place(UNKNOWN, _project(path), UNKNOWN)
             path = "/" + PurePosixPath(self.town).name + path[len(self.town) :]
         for r in self.rules:
             m = r.pattern.search(path)
@@ -123,8 +155,8 @@ class Layout:
             groups = m.groupdict()
             rig = groups.get("rig") or r.rig or UNKNOWN
             worker = groups.get("worker") or r.worker or r.role
-            return Place(r.role, rig, worker, issue)
-        return Place(UNKNOWN, _project(path), UNKNOWN, issue)
+            return Place(r.role, rig, worker)
+        return Place(UNKNOWN, _project(path), UNKNOWN)
 
 
 def _project(path: str) -> str:

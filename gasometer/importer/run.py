@@ -19,8 +19,9 @@ from typing import Literal
 
 import msgspec
 
+from gasometer.errors import GasometerError
 from gasometer.importer.gtcosts import default_costs_file, is_costs_file, read_costs
-from gasometer.importer.layout import Layout
+from gasometer.importer.layout import DEFAULT_RULES, Layout, parse_rules
 from gasometer.importer.state import FileMark, ImportState, mark_for
 from gasometer.importer.transcript import SOURCE, TranscriptChunk, read_transcript
 from gasometer.ingest.normalize import normalize
@@ -80,6 +81,28 @@ def default_paths(environ: Mapping[str, str] | None = None) -> list[Path]:
     return found
 
 
+class NothingToImport(GasometerError):
+    """A path given to import does not exist, or no default folder was found."""
+
+
+def check_paths(
+    paths: Sequence[Path] | None, environ: Mapping[str, str] | None = None
+) -> list[Path]:
+    """The paths to import: the given ones (each must exist), else the default ones."""
+    if paths:
+        missing = [str(p) for p in paths if not p.exists()]
+        if missing:
+            raise NothingToImport(f"no such file or folder: {', '.join(missing)}")
+        return list(paths)
+    found = default_paths(environ)
+    if not found:
+        raise NothingToImport(
+            "no Claude transcripts found in ~/.claude/projects, ~/.config/claude/projects "
+            "or $CLAUDE_CONFIG_DIR; pass the folder or files to import"
+        )
+    return found
+
+
 def discover(paths: Iterable[Path]) -> list[Path]:
     """Every `.jsonl` file under the given folders, and the given files, deduplicated."""
     seen: dict[str, Path] = {}
@@ -125,7 +148,8 @@ class Importer:
         self.pricing = pricing or default_table()
         town = gm.settings.town_dir
         prefixes = gm.attributor.rig_prefixes if gm.attributor is not None else {}
-        self.layout = layout or Layout(None if town is None else str(town), prefixes)
+        rules = [*parse_rules(getattr(gm.settings, "cwd_rules", [])), *DEFAULT_RULES]
+        self.layout = layout or Layout(None if town is None else str(town), prefixes, rules)
         self.ingest = ingest
         self._in_flight: list[tuple[list[Future[IngestResult]], list[FileMark]]] = []
         self.batch_events = batch_events
@@ -153,7 +177,7 @@ class Importer:
         began = time.perf_counter()
         state = ImportState(self.gm.settings.data_dir)
         try:
-            files = discover(paths if paths else default_paths())
+            files = discover(check_paths(paths))
             plans = self._plan(state, files)
             self._notify()
             self._import(state, plans)
@@ -193,6 +217,7 @@ class Importer:
             while True:
                 try:
                     chunk = self._read(plan.path, offset)
+                    mark = mark_for(plan.path, chunk.offset)
                 except OSError as exc:
                     log.warning("cannot read %s: %s", plan.path, exc)
                     self.progress.files_failed += 1
@@ -202,7 +227,7 @@ class Importer:
                 batch.events.extend(chunk.events)
                 batch.bytes += chunk.bytes_read
                 if chunk.offset != offset or plan.start == 0:
-                    batch.marks[str(plan.path)] = mark_for(plan.path, chunk.offset)
+                    batch.marks[str(plan.path)] = mark
                 if chunk.bytes_read == 0 or chunk.offset >= plan.size:
                     if chunk.pending_bytes:
                         self.progress.truncated_files += 1

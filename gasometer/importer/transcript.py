@@ -137,8 +137,15 @@ def _plausible(ts: datetime | None, u: _Usage, size: int) -> bool:
         return False
     if not 0 <= size <= MAX_TOKENS:
         return False
-    counts = (u.input_tokens, u.output_tokens, u.cache_creation_input_tokens)
-    return all(c is None or c >= 0 for c in counts) and (u.cache_read_input_tokens or 0) >= 0
+    return (
+        min(
+            u.input_tokens or 0,
+            u.output_tokens or 0,
+            u.cache_creation_input_tokens or 0,
+            u.cache_read_input_tokens or 0,
+        )
+        >= 0
+    )
 
 
 def _size(u: _Usage) -> int:

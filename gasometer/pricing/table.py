@@ -140,22 +140,44 @@ class PricingTable:
         return request_cost(family, usage, at)
 
 
+RateRow = tuple[float, float, float, float, float]
+_PERIODS: dict[tuple[int, date], tuple[Family, RateRow, RateRow, int | None]] = {}
+
+
+def _rates_on(family: Family, day: date) -> tuple[RateRow, RateRow, int | None]:
+    """Standard and long-context rates per token, and the threshold, for one family and day
+    (cached: a transcript has few distinct days)."""
+    key = (id(family), day)
+    found = _PERIODS.get(key)
+    if found is None or found[0] is not family:
+        period = family.rates_at(day)
+        found = (family, _per_token(period.standard()), _per_token(period.long()),
+                 period.long_context_threshold)  # fmt: skip
+        if len(_PERIODS) < 100_000:
+            _PERIODS[key] = found
+    return found[1], found[2], found[3]
+
+
+def _per_token(row: RateRow) -> RateRow:
+    a, b, c, d, e = (r * PER_TOKEN for r in row)
+    return (a, b, c, d, e)
+
+
 def request_cost(family: Family, usage: Usage, at: datetime | date) -> float:
     """Sum over token types at the request's rates (date, context tier, TTL, speed)."""
     day = at.date() if isinstance(at, datetime) else at
-    period = family.rates_at(day)
+    std, long, threshold = _rates_on(family, day)
     write_1h = min(usage.cache_write_1h_tokens, usage.cache_creation_tokens)
     write_5m = usage.cache_creation_tokens - write_1h
     prompt = usage.input_tokens + usage.cache_creation_tokens + usage.cache_read_tokens
-    threshold = period.long_context_threshold
-    rates = period.long() if threshold is not None and prompt > threshold else period.standard()
+    rates = long if threshold is not None and prompt > threshold else std
     total = (
         usage.input_tokens * rates[0]
         + usage.output_tokens * rates[1]
         + write_5m * rates[2]
         + write_1h * rates[3]
         + usage.cache_read_tokens * rates[4]
-    ) * PER_TOKEN
+    )
     return total * family.fast_multiplier if usage.fast else total
 
 
