@@ -87,7 +87,13 @@ def test_http_hook_refuses_bad_requests(
     assert bad.json()["ok"] is False
     outside = tmp_path / "elsewhere" / "secret.jsonl"
     append(outside, items("secret", 0, 1)[0].lines())
-    assert post_hook(local_server, hook_input(outside), **AUTH).status_code == 403
+    refused = post_hook(local_server, hook_input(outside), **AUTH)
+    assert refused.status_code == 403
+    assert refused.json() == {
+        "error": f"{outside} is not under a Claude projects directory of this server",
+        "status": 403,
+        "ok": False,
+    }
     escape = claude_dir / "projects" / "p" / "link.jsonl"
     escape.symlink_to(outside)
     assert post_hook(local_server, hook_input(escape), **AUTH).status_code == 403
