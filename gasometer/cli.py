@@ -74,7 +74,13 @@ def build_parser() -> argparse.ArgumentParser:
         "paths",
         nargs="*",
         type=Path,
-        help="files or folders (default: Claude's projects/ folders and ~/.gt/costs.jsonl)",
+        help="files or folders (default: Claude's projects/ folders)",
+    )
+    imp.add_argument(
+        "--gt-costs",
+        action="store_true",
+        help="also import Gas Town's ~/.gt/costs.jsonl (same spend as the transcripts: "
+        "use one or the other)",
     )
     imp.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     imp.add_argument("--batch-events", type=int, default=5000, help="events per durable batch")
@@ -322,7 +328,13 @@ def import_(args: argparse.Namespace, settings: Settings) -> int:
     """Import transcripts (only what is new since the last import) with a progress bar."""
     from gasometer.importer.console import run_import
 
-    run_import(settings, args.paths, quiet=args.quiet, batch_events=args.batch_events)
+    run_import(
+        settings,
+        args.paths,
+        quiet=args.quiet,
+        batch_events=args.batch_events,
+        gt_costs=args.gt_costs,
+    )
     return 0
 
 
