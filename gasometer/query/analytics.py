@@ -105,25 +105,29 @@ def _session(row: tuple[Any, ...], lane: int) -> TimelineSession:
 
 def pack_lanes(spans: list[tuple[int, int]]) -> list[int]:
     """Greedy interval packing: each span (sorted by start) takes the lowest lane free at
-    its start; half-open spans, so one may start in the lane of one that just ended.
+    its start. Spans are half-open, so one may start in the lane of one that just ended,
+    except that a span of a single instant never shares its point with another span.
 
-    A heap loop over sorted rows, O(n log n): "the lowest free lane" is a running
-    minimum over a changing set, which SQL window functions cannot express and a
-    recursive CTE would compute one row per step, far slower than this loop.
+    A heap loop over sorted rows, O(n log n): "the lowest free lane" is a running minimum
+    over a changing set, which SQL window functions cannot express and a recursive CTE
+    would compute one row per step, far slower than this loop.
     """
     free: list[int] = []
-    busy: list[tuple[int, int]] = []
+    busy: list[tuple[int, bool, int]] = []
     lanes = []
     next_lane = 0
     for start, end in spans:
-        while busy and busy[0][0] <= start:
-            heapq.heappush(free, heapq.heappop(busy)[1])
+        instant = start == end
+        while busy and (
+            busy[0][0] < start or (busy[0][0] == start and not busy[0][1] and not instant)
+        ):
+            heapq.heappush(free, heapq.heappop(busy)[2])
         if free:
             lane = heapq.heappop(free)
         else:
             lane = next_lane
             next_lane += 1
-        heapq.heappush(busy, (end, lane))
+        heapq.heappush(busy, (end, instant, lane))
         lanes.append(lane)
     return lanes
 
@@ -289,14 +293,16 @@ def burn(
     last day's rate to the month's end); and a zone against the budgets."""
     if not 1 <= hours <= 48:
         raise BadRequest("hours: must be between 1 and 48")
-    now = now or datetime.now(UTC)
+    now = (now or datetime.now(UTC)).astimezone(UTC)
     tz = filters.window().tz
     dims = filters.params(Window(now, now, tz), drop=("start", "end"))
     usd_15m, usd_1h, usd_24h = engine.run("burn_rates", {"now": now, **dims}).rows[0]
     minutes = engine.run("burn_minutes", {"now": now, "minutes": hours * 60, **dims}).rows
     today, month_start, month_end = periods(now, tz)
     grain = whole_hour_offsets(tz, month_start, today) and on_hour(today, month_start)
-    totals = {"today": today, "month_start": month_start, "now": now, **dims}
+    this_hour = now.replace(minute=0, second=0, microsecond=0)
+    totals = {"today": today, "month_start": month_start, "this_hour": this_hour, "now": now}
+    totals.update(dims)
     today_usd, month_usd = engine.run("burn_totals", totals, hourly_grain=grain).rows[0]
     hours_to_midnight = (local_midnight(now + timedelta(days=1), tz) - now).total_seconds() / 3600
     hours_to_month_end = (month_end - now).total_seconds() / 3600
