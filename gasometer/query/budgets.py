@@ -85,7 +85,7 @@ class AlertMonitor:
         self.rigs = {k.name for k in self.budgets if k.scope == "rig"}
         self.roles = {k.name for k in self.budgets if k.scope == "role"}
         self.spend: dict[BudgetKey, float] = {}
-        self.above: set[tuple[BudgetKey, float]] = set()
+        self.above: set[tuple[BudgetKey, float, int]] = set()
         self.bounds = PeriodBounds(0, 0, 0, 0)
         self.fired = 0
         self._lock = threading.Lock()
@@ -149,14 +149,16 @@ class AlertMonitor:
                 ):
                     if key in self.spend:
                         self.spend[key] += usd
-        self.above = set()
+        current = {self.bounds.day_start, self.bounds.month_start}
+        self.above = {mark for mark in self.above if mark[2] in current}
         self._check(announce=announce)
 
     def _check(self, *, announce: bool) -> None:
         for key, budget in self.budgets.items():
             spent = self.spend[key]
+            start = self.bounds.day_start if key.period == "day" else self.bounds.month_start
             for ratio in self.ratios:
-                mark = (key, ratio)
+                mark = (key, ratio, start)
                 if spent >= ratio * budget:
                     if mark not in self.above:
                         self.above.add(mark)
