@@ -48,13 +48,13 @@ class IssuesResponse(msgspec.Struct):
 
 
 @get("/api/stats/issues", dependencies=FILTERS, sync_to_thread=True)
-def issues(gm: Gasometer, filters: Filters, limit: int = 1000) -> IssuesResponse:
+def issues(gm: Gasometer, filters: Filters, limit: int = 100) -> IssuesResponse:
     """Cost per bead with tokens, sessions, activity span and cost per hour of it."""
     return IssuesResponse(analytics.issues(gm.engine, filters, limit))
 
 
 @get("/api/costs/by-issue", dependencies=FILTERS, sync_to_thread=True)
-def costs_by_issue(gm: Gasometer, filters: Filters, limit: int = 1000) -> IssuesResponse:
+def costs_by_issue(gm: Gasometer, filters: Filters, limit: int = 100) -> IssuesResponse:
     """The same answer as /api/stats/issues."""
     return IssuesResponse(analytics.issues(gm.engine, filters, limit))
 

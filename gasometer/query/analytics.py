@@ -78,29 +78,25 @@ def timeline(engine: QueryEngine, filters: Filters, limit: int = 2000) -> Timeli
     if not 1 <= limit <= 50_000:
         raise BadRequest("limit: must be between 1 and 50000")
     win = filters.window()
-    grain = hourly_grain_fits(win)
-    params = filters.params(win)
-    rows = engine.run("timeline_sessions", {**params, "limit": limit}, hourly_grain=grain).rows
-    points = engine.run("timeline_concurrency", params, hourly_grain=grain).rows
-    peak, peak_at, parallel = engine.run("timeline_parallel", params, hourly_grain=grain).rows[0]
-    lanes = pack_lanes([(row[9], row[10]) for row in rows])
-    sessions = [_session(row, lane) for row, lane in zip(rows, lanes, strict=True)]
-    total = int(rows[0][11]) if rows else 0
+    params = {**filters.params(win), "limit": limit}
+    row = engine.run("timeline", params, hourly_grain=hourly_grain_fits(win)).dicts()[0]
+    rows = row["sessions"]
+    lanes = pack_lanes([(r["started_us"], r["ended_us"]) for r in rows])
     return Timeline(
-        sessions=sessions,
-        concurrency=[ConcurrencyPoint(at, int(n)) for at, n in points],
-        max_concurrency=int(peak),
-        max_concurrency_at=peak_at,
-        parallel_usd=float(parallel),
+        sessions=[_session(r, lane) for r, lane in zip(rows, lanes, strict=True)],
+        concurrency=[ConcurrencyPoint(p["at"], p["sessions"]) for p in row["concurrency"]],
+        max_concurrency=int(row["max_concurrency"]),
+        max_concurrency_at=row["max_concurrency_at"],
+        parallel_usd=float(row["parallel_usd"]),
         lanes=max(lanes, default=-1) + 1,
-        session_total=total,
-        truncated=total > len(rows),
+        session_total=int(row["session_total"]),
+        truncated=row["session_total"] > len(rows),
     )
 
 
-def _session(row: tuple[Any, ...], lane: int) -> TimelineSession:
-    sid, role, rig, worker, parent, started, ended, usd, events = row[:9]
-    return TimelineSession(sid, role, rig, worker, parent, started, ended, usd, events, lane)
+def _session(row: dict[str, Any], lane: int) -> TimelineSession:
+    fields = {k: v for k, v in row.items() if k not in ("started_us", "ended_us")}
+    return TimelineSession(**fields, lane=lane)
 
 
 def pack_lanes(spans: list[tuple[int, int]]) -> list[int]:
@@ -224,7 +220,7 @@ class IssueCost(msgspec.Struct):
     usd_per_hour: float | None
 
 
-def issues(engine: QueryEngine, filters: Filters, limit: int = 1000) -> list[IssueCost]:
+def issues(engine: QueryEngine, filters: Filters, limit: int = 100) -> list[IssueCost]:
     """Cost per bead, costliest first, with tokens, activity span and cost per hour of it."""
     if not 1 <= limit <= 100_000:
         raise BadRequest("limit: must be between 1 and 100000")
@@ -291,26 +287,26 @@ def burn(
     """Burn rate over 15 minutes, an hour and a day; a per-minute series of the last
     `hours`; projections that assume the burn goes on (last hour's rate to midnight,
     last day's rate to the month's end); and a zone against the budgets."""
-    if not 1 <= hours <= 48:
-        raise BadRequest("hours: must be between 1 and 48")
+    if not 1 <= hours <= 24:
+        raise BadRequest("hours: must be between 1 and 24")
     now = (now or datetime.now(UTC)).astimezone(UTC)
     tz = filters.window().tz
     dims = filters.params(Window(now, now, tz), drop=("start", "end"))
-    usd_15m, usd_1h, usd_24h = engine.run("burn_rates", {"now": now, **dims}).rows[0]
-    minutes = engine.run("burn_minutes", {"now": now, "minutes": hours * 60, **dims}).rows
     today, month_start, month_end = periods(now, tz)
-    grain = whole_hour_offsets(tz, month_start, today) and on_hour(today, month_start)
     this_hour = now.replace(minute=0, second=0, microsecond=0)
-    totals = {"today": today, "month_start": month_start, "this_hour": this_hour, "now": now}
-    totals.update(dims)
-    today_usd, month_usd = engine.run("burn_totals", totals, hourly_grain=grain).rows[0]
+    params: dict[str, Any] = {"now": now, "today": today, "month_start": month_start}
+    params.update(dims, this_hour=this_hour, minutes=hours * 60)
+    grain = whole_hour_offsets(tz, month_start, today) and on_hour(today, month_start)
+    row = engine.run("burn", params, hourly_grain=grain).dicts()[0]
+    usd_1h, usd_24h = row["usd_1h"], row["usd_24h"]
+    today_usd, month_usd = row["today_usd"], row["month_usd"]
     hours_to_midnight = (local_midnight(now + timedelta(days=1), tz) - now).total_seconds() / 3600
     hours_to_month_end = (month_end - now).total_seconds() / 3600
     projected_today = today_usd + usd_1h * hours_to_midnight
     projected_month = month_usd + usd_24h / 24 * hours_to_month_end
     daily, monthly = budgets_for(settings, filters)
     return Burn(
-        usd_per_hour_15m=usd_15m * 4,
+        usd_per_hour_15m=row["usd_15m"] * 4,
         usd_per_hour_1h=usd_1h,
         usd_per_hour_24h=usd_24h / 24,
         today_usd=today_usd,
@@ -322,7 +318,7 @@ def burn(
         zone=budget_zone(
             [(projected_today, daily), (projected_month, monthly)], settings.budget_warn_ratio
         ),
-        minutes=[MinuteSpend(m, float(usd)) for m, usd in minutes],
+        minutes=[MinuteSpend(m["minute"], float(m["usd"])) for m in row["minutes"]],
         tz=tz,
         as_of=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
     )
