@@ -428,6 +428,17 @@ def test_calendar_default_is_a_year_to_today(loaded: Gasometer, events: list[Ev]
     assert [(d.date, d.level) for d in got.days] == [(w[0], w[3]) for w in want]
 
 
+def test_calendar_from_only_is_the_year_from_there(loaded: Gasometer) -> None:
+    days = analytics.calendar(loaded.engine, Filters(start="2026-11-01")).days
+    assert (len(days), days[0].date, days[-1].date) == (365, "2026-11-01", "2027-10-31")
+
+
+def test_pack_lanes_by_hand() -> None:
+    spans = [(0, 10), (5, 15), (10, 20), (10, 10), (15, 15), (20, 30), (20, 20)]
+    assert analytics.pack_lanes(spans) == [0, 1, 0, 2, 2, 0, 1]
+    assert analytics.pack_lanes([]) == []
+
+
 # -- treemap, issues, models -----------------------------------------------------------
 
 
