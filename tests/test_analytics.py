@@ -316,6 +316,7 @@ def test_timeline_subagent_nested_in_parent(loaded: Gasometer, events: list[Ev])
         ("2026-11-21", "2026-11-21", "America/New_York"),
         ("2026-11-21", "2026-11-21", "Asia/Kolkata"),
         ("2026-11-20T23:17:00Z", "2026-11-21T03:41:30Z", None),
+        ("2026-11-21T01:10:00Z", "2026-11-21T01:50:00Z", None),
     ],
 )
 def test_timeline_window(
@@ -497,6 +498,47 @@ def test_models(loaded: Gasometer, events: list[Ev]) -> None:
         assert item.total_usd == pytest.approx(sum(e.cost for e in evs))
         assert item.output_tokens == sum(e.tokens[1] for e in evs)
         assert item.cache_read_share == pytest.approx(sum(e.tokens[3] for e in evs) / inputs)
+
+
+WINDOWS = [
+    ("2026-11-21", "2026-11-21", "Asia/Kolkata"),
+    ("2026-11-20T23:17:00Z", "2026-11-21T03:41:30Z", None),
+    ("2026-11-21T01:10:00Z", "2026-11-21T01:50:00Z", None),
+    ("2026-11-21T02:00:00Z", "2026-11-21T05:00:00Z", None),
+]
+
+
+@pytest.mark.parametrize(("start", "end", "tz"), WINDOWS)
+def test_windowed_treemap_issues_models(
+    loaded: Gasometer, events: list[Ev], start: str, end: str, tz: str | None
+) -> None:
+    filters = Filters(start=start, end=end, tz=tz)
+    win = filters.window()
+    inside = in_window(events, win.start, win.end)
+    assert inside
+    leaves: dict[tuple[str, str, str], float] = defaultdict(float)
+    per_issue: dict[str | None, list[Ev]] = defaultdict(list)
+    per_model: dict[str, float] = defaultdict(float)
+    for e in inside:
+        leaves[(e.role, e.rig, e.worker)] += e.cost
+        per_issue[e.issue].append(e)
+        per_model[e.model or "unknown"] += e.cost
+    tree = analytics.treemap(loaded.engine, filters)
+    got_leaves = {
+        (role["name"], rig["name"], worker["name"]): worker["value"]
+        for role in tree["children"]
+        for rig in role["children"]
+        for worker in rig["children"]
+    }
+    assert got_leaves == pytest.approx(dict(leaves))
+    issues = {i.issue: i for i in analytics.issues(loaded.engine, filters)}
+    assert issues.keys() == per_issue.keys()
+    for issue, evs in per_issue.items():
+        assert issues[issue].total_usd == pytest.approx(sum(e.cost for e in evs))
+        assert issues[issue].event_count == len(evs)
+        assert issues[issue].first_at == iso(min(e.first for e in evs))
+    models = {m.model: m.total_usd for m in analytics.models(loaded.engine, filters)}
+    assert models == pytest.approx(dict(per_model))
 
 
 def test_empty_window(loaded: Gasometer) -> None:

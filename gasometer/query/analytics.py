@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 from gasometer.config import Settings
 from gasometer.errors import BadRequest
-from gasometer.query.engine import QueryEngine, install_views
+from gasometer.query.engine import EXACT_ROLLUP, QueryEngine, Result, install_views, with_relation
 from gasometer.query.stats import Filters, hourly_grain_fits
 from gasometer.query.window import Window, local_midnight, whole_hour_offsets, zone
 from gasometer.resources import query_text
@@ -35,6 +35,20 @@ EXPORT_COLUMNS = (
 )  # fmt: skip
 EXPORT_SCHEMA = pa.schema([EVENT_SCHEMA.field(name) for name in EXPORT_COLUMNS])
 """The columns of GET /api/export, in the order of queries/export_events.sql."""
+
+EDGE_ROLLUP = (
+    "SELECT * FROM hourly WHERE hour >= $inner_start AND hour < $inner_end "
+    "UNION ALL BY NAME SELECT * FROM ("
+    + EXACT_ROLLUP.replace(
+        "FROM events",
+        "FROM events WHERE (ended_at >= $start AND ended_at < $inner_start) "
+        "OR (ended_at >= $inner_end AND ended_at < $end)",
+    )
+    + ")"
+)
+"""`hourly` for a window that does not start or end on a UTC hour: the rollup's whole
+hours inside the window, and raw events (at their own times) only for the partial hours
+at its two edges."""
 
 
 class TimelineSession(msgspec.Struct):
@@ -79,7 +93,7 @@ def timeline(engine: QueryEngine, filters: Filters, limit: int = 2000) -> Timeli
         raise BadRequest("limit: must be between 1 and 50000")
     win = filters.window()
     params = {**filters.params(win), "limit": limit}
-    row = engine.run("timeline", params, hourly_grain=hourly_grain_fits(win)).dicts()[0]
+    row = run_window(engine, "timeline", params, win).dicts()[0]
     rows = row["sessions"]
     lanes = pack_lanes([(r["started_us"], r["ended_us"]) for r in rows])
     return Timeline(
@@ -92,6 +106,25 @@ def timeline(engine: QueryEngine, filters: Filters, limit: int = 2000) -> Timeli
         session_total=int(row["session_total"]),
         truncated=row["session_total"] > len(rows),
     )
+
+
+def run_window(engine: QueryEngine, name: str, params: dict[str, Any], win: Window) -> Result:
+    """Run a named query over `hourly` for a window; exact for any window, and reading
+    raw events only for the partial hours at its edges. For answers not cut into days
+    (so `tz` does not matter, only the window's bounds)."""
+    if on_hour(win.start, win.end):
+        return engine.run(name, params)
+    inner_start = _ceil_hour(win.start)
+    inner_end = win.end.replace(minute=0, second=0, microsecond=0)
+    if inner_start >= inner_end:
+        inner_start = inner_end = win.start
+    sql = with_relation(query_text(name), "hourly", EDGE_ROLLUP)
+    return engine.execute(sql, {**params, "inner_start": inner_start, "inner_end": inner_end})
+
+
+def _ceil_hour(moment: datetime) -> datetime:
+    floor = moment.replace(minute=0, second=0, microsecond=0)
+    return floor if floor == moment else floor + timedelta(hours=1)
 
 
 def _session(row: dict[str, Any], lane: int) -> TimelineSession:
@@ -181,7 +214,7 @@ def treemap(engine: QueryEngine, filters: Filters) -> dict[str, Any]:
     """Cost as a tree role -> rig -> worker, `value` (USD) at the leaves only, children
     costliest first, ready for d3.hierarchy(...).sum(d => d.value)."""
     win = filters.window()
-    rows = engine.run("treemap", filters.params(win), hourly_grain=hourly_grain_fits(win)).rows
+    rows = run_window(engine, "treemap", filters.params(win), win).rows
     tree: dict[str, dict[str, dict[str, float]]] = {}
     for role, rig, worker, usd in rows:
         tree.setdefault(role, {}).setdefault(rig, {})[worker] = float(usd)
@@ -226,7 +259,7 @@ def issues(engine: QueryEngine, filters: Filters, limit: int = 100) -> list[Issu
         raise BadRequest("limit: must be between 1 and 100000")
     win = filters.window()
     params = {**filters.params(win), "limit": limit}
-    result = engine.run("cost_by_issue", params, hourly_grain=hourly_grain_fits(win))
+    result = run_window(engine, "cost_by_issue", params, win)
     return [IssueCost(*row) for row in result.rows]
 
 
@@ -247,7 +280,7 @@ class ModelCost(msgspec.Struct):
 def models(engine: QueryEngine, filters: Filters) -> list[ModelCost]:
     """Cost, tokens and cache efficiency per model, costliest first."""
     win = filters.window()
-    result = engine.run("cost_by_model", filters.params(win), hourly_grain=hourly_grain_fits(win))
+    result = run_window(engine, "cost_by_model", filters.params(win), win)
     return [ModelCost(*row) for row in result.rows]
 
 
