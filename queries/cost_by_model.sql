@@ -1,11 +1,11 @@
 -- Cost and tokens per model (NULL model as 'unknown'), costliest first, with the cache-read
 -- share: cache-read tokens over all input-side tokens (input + cache writes + cache reads).
+-- (No session count: counting distinct sessions would cost more than the rest together.)
 -- Parameters: $start, $end (TIMESTAMPTZ, [start, end)), $role, $rig, $worker, $issue
 --   (NULL = any).
 SELECT
     coalesce(model, 'unknown') AS model,
     sum(cost_usd) AS total_usd,
-    count(DISTINCT session_id) AS session_count,
     sum(event_count)::BIGINT AS event_count,
     sum(input_tokens)::BIGINT AS input_tokens,
     sum(output_tokens)::BIGINT AS output_tokens,

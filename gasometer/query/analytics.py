@@ -268,7 +268,6 @@ class ModelCost(msgspec.Struct):
 
     model: str
     total_usd: float
-    session_count: int
     event_count: int
     input_tokens: int
     output_tokens: int
