@@ -1,4 +1,6 @@
--- Raw events in a window for export, oldest first.
+-- Raw events in a window for export, in storage order (file by file, each file by
+-- ended_at; unflushed events last): no sort, so the first rows stream at once and memory
+-- stays flat however many rows match.
 -- Parameters: $start, $end (TIMESTAMPTZ, [start, end)), $role, $rig, $worker, $issue
 --   (NULL = any).
 SELECT
@@ -11,4 +13,3 @@ WHERE ended_at >= $start AND ended_at < $end
   AND ($rig IS NULL OR rig = $rig)
   AND ($worker IS NULL OR worker = $worker)
   AND ($issue IS NULL OR issue = $issue)
-ORDER BY ended_at, id

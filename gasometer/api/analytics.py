@@ -80,7 +80,7 @@ def models(gm: Gasometer, filters: Filters) -> ModelsResponse:
 
 @get("/api/export", dependencies=FILTERS, sync_to_thread=True)
 def export(gm: Gasometer, filters: Filters, format: ExportFormat = "csv") -> Stream:
-    """Raw events matching the filters, oldest first, streamed as CSV or Parquet."""
+    """Raw events matching the filters, streamed as CSV or Parquet (storage order)."""
     chunks = analytics.export_chunks(gm.engine, filters, format)
     name = f"gasometer-events.{format}"
     return Stream(

@@ -398,7 +398,7 @@ def budget_zone(pairs: list[tuple[float, float | None]], warn_ratio: float) -> Z
 def export_chunks(
     engine: QueryEngine, filters: Filters, fmt: Literal["csv", "parquet"], batch_rows: int = 65_536
 ) -> Iterator[bytes]:
-    """Raw events matching the filters, oldest first, as CSV or Parquet bytes in chunks.
+    """Raw events matching the filters, in storage order, as CSV or Parquet bytes in chunks.
 
     The filters are checked now (errors before any byte is sent); the rows are read
     lazily, one Arrow batch at a time, from a cursor of the export's own (the stream is
