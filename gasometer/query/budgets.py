@@ -105,23 +105,46 @@ class AlertMonitor:
             self._check(announce=True)
 
     def _add(self, events: list[StoredEvent]) -> None:
+        """Add the events' cost to the current day and month: two integer comparisons per
+        event, and a dict update only for rigs and roles that have budgets."""
         b = self.bounds
-        spend = self.spend
+        rigs, roles = self.rigs, self.roles
+        day = month = 0.0
+        rig_day: dict[str, float] = {}
+        rig_month: dict[str, float] = {}
+        role_day: dict[str, float] = {}
+        role_month: dict[str, float] = {}
         for event in events:
             at = event.ended_at_us
-            if not b.month_start <= at < b.month_end:
+            if at < b.month_start or at >= b.month_end:
                 continue
-            hit: tuple[Period, ...] = (
-                ("day", "month") if b.day_start <= at < b.day_end else ("month",)
-            )
-            for period in hit:
-                spend[BudgetKey("overall", None, period)] += event.cost_usd
-                rig_key = BudgetKey("rig", event.rig, period)
-                if event.rig in self.rigs and rig_key in spend:
-                    spend[rig_key] += event.cost_usd
-                role_key = BudgetKey("role", event.role, period)
-                if event.role in self.roles and role_key in spend:
-                    spend[role_key] += event.cost_usd
+            cost = event.cost_usd
+            month += cost
+            in_day = b.day_start <= at < b.day_end
+            if in_day:
+                day += cost
+            rig, role = event.rig, event.role
+            if rig in rigs:
+                rig_month[rig] = rig_month.get(rig, 0.0) + cost
+                if in_day:
+                    rig_day[rig] = rig_day.get(rig, 0.0) + cost
+            if role in roles:
+                role_month[role] = role_month.get(role, 0.0) + cost
+                if in_day:
+                    role_day[role] = role_day.get(role, 0.0) + cost
+        sums: list[tuple[Scope, Period, dict[str, float]]] = [
+            ("rig", "day", rig_day),
+            ("rig", "month", rig_month),
+            ("role", "day", role_day),
+            ("role", "month", role_month),
+        ]
+        self.spend[BudgetKey("overall", None, "day")] += day
+        self.spend[BudgetKey("overall", None, "month")] += month
+        for scope, period, totals in sums:
+            for name, cost in totals.items():
+                key = BudgetKey(scope, name, period)
+                if key in self.spend:
+                    self.spend[key] += cost
 
     def _reload(self, *, announce: bool) -> None:
         """Read the current day's and month's spend from the store (at start, and when a
