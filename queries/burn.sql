@@ -3,7 +3,8 @@
 -- minutes without spend included), and spend since the start of today and of this month
 -- (in the caller's zone) up to $now.
 -- Raw events only for the last 24 hours (the ended_at filter reads only recent row
--- groups); whole hours before the current one come from the hourly rollup.
+-- groups); whole hours before the current one come from the hourly rollup. Minutes are
+-- numbered since the epoch (integer arithmetic, no time-zone-aware truncation per event).
 -- Parameters: $now, $today, $month_start, $this_hour (start of $now's UTC hour)
 --   (TIMESTAMPTZ), $minutes (BIGINT, at most 1440), $role, $rig, $worker, $issue
 --   (NULL = any).
@@ -36,18 +37,18 @@ this_hour AS (
 ),
 bounds AS (
     SELECT
-        date_trunc('minute', $now) - to_minutes(CAST($minutes AS BIGINT) - 1) AS first_minute,
-        date_trunc('minute', $now) AS last_minute
+        epoch_us($now) // 60000000 - (CAST($minutes AS BIGINT) - 1) AS first_minute,
+        epoch_us($now) // 60000000 AS last_minute
 ),
 per_minute AS (
-    SELECT date_trunc('minute', ended_at) AS minute, sum(cost_usd) AS usd
+    SELECT epoch_us(ended_at) // 60000000 AS minute, sum(cost_usd) AS usd
     FROM recent, bounds
-    WHERE ended_at >= first_minute
+    WHERE epoch_us(ended_at) // 60000000 >= first_minute
     GROUP BY 1
 ),
 minutes AS (
     SELECT m AS minute
-    FROM bounds, generate_series(first_minute, last_minute, INTERVAL 1 MINUTE) AS t(m)
+    FROM bounds, range(first_minute, last_minute + 1) AS t(m)
 )
 SELECT
     (SELECT coalesce(sum(cost_usd), 0) FROM recent
@@ -59,7 +60,7 @@ SELECT
     rolled.month_usd + this_hour.month_usd AS month_usd,
     (
         SELECT list(
-            {'minute': strftime(minutes.minute, '%Y-%m-%dT%H:%M:%SZ'),
+            {'minute': strftime(make_timestamp(minutes.minute * 60000000), '%Y-%m-%dT%H:%M:%SZ'),
              'usd': coalesce(per_minute.usd, 0)}
             ORDER BY minutes.minute
         )

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 from gasometer.config import Settings
 from gasometer.errors import BadRequest
 from gasometer.query.engine import EXACT_ROLLUP, QueryEngine, Result, install_views, with_relation
-from gasometer.query.stats import Filters, hourly_grain_fits
+from gasometer.query.stats import Filters
 from gasometer.query.window import Window, local_midnight, whole_hour_offsets, zone
 from gasometer.resources import query_text
 from gasometer.store.schema import EVENT_SCHEMA
@@ -186,8 +186,25 @@ def calendar(engine: QueryEngine, filters: Filters, today: date | None = None) -
         raise BadRequest(f"from/to: a calendar covers at most {MAX_CALENDAR_DAYS} days")
     win = Window(_day_start(first, tz), _day_start(last + timedelta(days=1), tz), tz)
     params = {**filters.params(win), "tz": tz, "first_day": first, "last_day": last}
-    result = engine.run("calendar", params, hourly_grain=hourly_grain_fits(win))
+    split = split_hours(first, last, tz)
+    if split:
+        numbers = [int(hour.timestamp()) // 3600 for hour in split]
+        result = engine.run("calendar_split", {**params, "split_hours": numbers})
+    else:
+        result = engine.run("calendar", params)
     return Calendar(days=[CalendarDay(*row) for row in result.rows], tz=tz)
+
+
+def split_hours(first: date, last: date, tz: str) -> list[datetime]:
+    """The UTC hours, from day `first` to the end of day `last` in `tz`, that hold a
+    local midnight not on the hour: the hourly rollup cannot tell their two days apart."""
+    out = []
+    for offset in range((last - first).days + 2):
+        midnight = _day_start(first + timedelta(days=offset), tz)
+        hour = midnight.replace(minute=0, second=0, microsecond=0)
+        if hour != midnight:
+            out.append(hour)
+    return out
 
 
 def _calendar_days(filters: Filters, today: date) -> tuple[date, date]:
