@@ -39,6 +39,7 @@ ROLES = [("polecat", "gt", "alpha"), ("polecat", "gt", "bravo"), ("witness", "gt
 ROLES += [("mayor", "hq", "mayor"), ("crew", "bd", "max"), ("dog", "hq", "rex")]
 MODELS = ["claude-opus-4-5", "claude-sonnet-4-5", "claude-haiku-4-5", None]
 ISSUES = ["gt-1", "gt-2", "bd-7", None]
+ALL = Filters(start="2000-01-01", end="2099-12-31")
 
 
 @dataclass
@@ -282,7 +283,7 @@ def test_timeline_all(loaded: Gasometer, events: list[Ev]) -> None:
     want = expected_timeline(
         events, datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
     )
-    got = analytics.timeline(loaded.engine, Filters())
+    got = analytics.timeline(loaded.engine, ALL)
     check_timeline(got, want)
     assert want["max"] >= 3, "the generated data should overlap"
     assert any(e.parent for e in events) and got.parallel_usd > 0
@@ -290,7 +291,7 @@ def test_timeline_all(loaded: Gasometer, events: list[Ev]) -> None:
 
 
 def test_timeline_lanes_never_collide(loaded: Gasometer) -> None:
-    got = analytics.timeline(loaded.engine, Filters())
+    got = analytics.timeline(loaded.engine, ALL)
     by_lane: dict[int, list[tuple[datetime, datetime]]] = defaultdict(list)
     for s in got.sessions:
         span = (datetime.fromisoformat(s.started_at), datetime.fromisoformat(s.ended_at))
@@ -300,7 +301,7 @@ def test_timeline_lanes_never_collide(loaded: Gasometer) -> None:
 
 
 def test_timeline_subagent_nested_in_parent(loaded: Gasometer, events: list[Ev]) -> None:
-    got = {s.session_id: s for s in analytics.timeline(loaded.engine, Filters()).sessions}
+    got = {s.session_id: s for s in analytics.timeline(loaded.engine, ALL).sessions}
     children = [s for s in got.values() if s.parent_session_id]
     assert children
     for child in children:
@@ -331,7 +332,7 @@ def test_timeline_window(
 def test_timeline_limit_keeps_costliest(loaded: Gasometer, events: list[Ev]) -> None:
     sessions = sessions_of(events)
     top = sorted(sessions, key=lambda k: (-sessions[k]["usd"], k))[:5]
-    got = analytics.timeline(loaded.engine, Filters(), limit=5)
+    got = analytics.timeline(loaded.engine, ALL, limit=5)
     assert sorted(s.session_id for s in got.sessions) == sorted(top)
     assert got.truncated and got.session_total == len(sessions)
     assert (
@@ -366,9 +367,12 @@ def test_timeline_hand_made(tmp_path: Path) -> None:
                 for s, p, a, b, c in rows
             ]
         )
-        got = analytics.timeline(gm.engine, Filters())
+        got = analytics.timeline(gm.engine, Filters(), now=t + 2 * 60 * m)
+        before = analytics.timeline(gm.engine, Filters(), now=t - 60 * m)
+        after = analytics.timeline(gm.engine, Filters(), now=t + 26 * 60 * m)
     finally:
         gm.close()
+    assert before.sessions == [] and after.sessions == []  # the default: the last 24 hours
     lanes = {s.session_id: s.lane for s in got.sessions}
     assert lanes == {"gt-a": 0, "gt-a-sub": 1, "gt-b": 1, "gt-c": 2}
     assert [(p.at[11:16], p.sessions) for p in got.concurrency] == [

@@ -24,7 +24,8 @@ EXPORT_TYPES = {"csv": "text/csv; charset=utf-8", "parquet": "application/vnd.ap
 @get("/api/stats/timeline", dependencies=FILTERS, sync_to_thread=True)
 def timeline(gm: Gasometer, filters: Filters, limit: int = 2000) -> analytics.Timeline:
     """Sessions with non-overlapping lanes, the concurrency sweep line, its peak, and the
-    cost incurred while sessions overlapped (`limit` keeps the costliest sessions)."""
+    cost incurred while sessions overlapped (`limit` keeps the costliest sessions).
+    Without `from`/`to`: the last 24 hours."""
     return analytics.timeline(gm.engine, filters, limit)
 
 

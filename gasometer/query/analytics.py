@@ -86,12 +86,19 @@ class Timeline(msgspec.Struct):
     truncated: bool
 
 
-def timeline(engine: QueryEngine, filters: Filters, limit: int = 2000) -> Timeline:
+def timeline(
+    engine: QueryEngine, filters: Filters, limit: int = 2000, now: datetime | None = None
+) -> Timeline:
     """The session flame timeline of a window: each session's span and lane, plus the
-    concurrency sweep line, its peak and the cost incurred while sessions overlapped."""
+    concurrency sweep line, its peak and the cost incurred while sessions overlapped.
+    Without `from` and `to`, the last 24 hours (to the end of the current UTC hour): a
+    flame chart of all history is neither readable nor cheap."""
     if not 1 <= limit <= 50_000:
         raise BadRequest("limit: must be between 1 and 50000")
     win = filters.window()
+    if filters.start is None and filters.end is None:
+        end = _ceil_hour((now or datetime.now(UTC)).astimezone(UTC) + timedelta(microseconds=1))
+        win = Window(end - timedelta(hours=24), end, win.tz)
     params = {**filters.params(win), "limit": limit}
     row = run_window(engine, "timeline", params, win).dicts()[0]
     rows = row["sessions"]
