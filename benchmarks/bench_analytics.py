@@ -39,6 +39,7 @@ def endpoints(day: date) -> dict[str, str]:
     d = day.isoformat()
     hour = f"from={d}T14:00:00Z&to={d}T15:00:00Z"
     return {
+        "timeline (default: last 24 h)": "/api/stats/timeline",
         "timeline (day)": f"/api/stats/timeline?from={d}&to={d}",
         "timeline (day, tz=Asia/Kolkata)": f"/api/stats/timeline?from={d}&to={d}&tz=Asia/Kolkata",
         "timeline (week, limit 500)": (
@@ -46,6 +47,7 @@ def endpoints(day: date) -> dict[str, str]:
         ),
         "calendar (year)": "/api/stats/calendar",
         "calendar (year, tz=America/New_York)": "/api/stats/calendar?tz=America/New_York",
+        "calendar (year, tz=Asia/Kolkata)": "/api/stats/calendar?tz=Asia/Kolkata",
         "treemap (all)": "/api/stats/treemap",
         "treemap (day)": f"/api/stats/treemap?from={d}&to={d}",
         "issues (all)": "/api/stats/issues",
