@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 import pytest
 from websockets.sync.client import connect as ws_connect
 
+from gasometer.errors import ConfigError
 from gasometer.model import CostEvent
 from gasometer.query import analytics
 from gasometer.query.budgets import AlertMonitor
@@ -772,6 +773,12 @@ def test_alert_monitor_once_per_crossing_and_new_day(tmp_path: Path) -> None:
         assert [(a["level"], a["period_start"]) for a in sent[4:]] == [("warning", "2026-11-21")]
     finally:
         gm.close()
+
+
+def test_bad_budget_tz_is_a_config_error(gm: Gasometer) -> None:
+    settings = make_settings(gm.settings.data_dir, budget_tz="Mars/Olympus")
+    with pytest.raises(ConfigError, match="budget_tz"):
+        AlertMonitor(gm.engine, settings, print)
 
 
 def test_alerts_over_websocket(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, NamedTuple
 
 from gasometer.config import Settings
+from gasometer.errors import BadRequest, ConfigError
 from gasometer.model import StoredEvent
 from gasometer.query.analytics import on_hour, periods
 from gasometer.query.engine import QueryEngine
@@ -79,7 +80,10 @@ class AlertMonitor:
         self.engine = engine
         self.publish = publish
         self.clock = clock
-        self.tz = zone(settings.budget_tz).key
+        try:
+            self.tz = zone(settings.budget_tz).key
+        except BadRequest:
+            raise ConfigError(f"budget_tz: unknown time zone {settings.budget_tz!r}") from None
         self.budgets = budget_table(settings)
         self.ratios = sorted({min(settings.budget_warn_ratio, 1.0), 1.0})
         self.rigs = {k.name for k in self.budgets if k.scope == "rig"}
