@@ -487,6 +487,12 @@ def test_issues(loaded: Gasometer, events: list[Ev]) -> None:
         assert (item.first_at, item.last_at) == (iso(first), iso(last))
         assert item.duration_s == duration
         assert item.usd_per_hour == pytest.approx(item.total_usd * 3600 / duration)
+    costliest = sorted(groups, key=lambda k: -sum(e.cost for e in groups[k]))[:2]
+    top = analytics.issues(loaded.engine, Filters(), limit=2)
+    assert [i.issue for i in top] == costliest
+    assert [i.session_count for i in top] == [
+        len({e.session for e in groups[k]}) for k in costliest
+    ]
 
 
 def test_models(loaded: Gasometer, events: list[Ev]) -> None:
