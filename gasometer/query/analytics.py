@@ -20,9 +20,9 @@ import pyarrow.parquet as pq
 
 from gasometer.config import Settings
 from gasometer.errors import BadRequest
-from gasometer.query.engine import EXACT_ROLLUP, QueryEngine, Result, install_views, with_relation
+from gasometer.query.engine import QueryEngine, Result, install_views
 from gasometer.query.stats import Filters
-from gasometer.query.window import Window, local_midnight, whole_hour_offsets, zone
+from gasometer.query.window import Window, exact_hours, local_midnight, zone
 from gasometer.resources import query_text
 from gasometer.store.schema import EVENT_SCHEMA
 
@@ -35,20 +35,6 @@ EXPORT_COLUMNS = (
 )  # fmt: skip
 EXPORT_SCHEMA = pa.schema([EVENT_SCHEMA.field(name) for name in EXPORT_COLUMNS])
 """The columns of GET /api/export, in the order of queries/export_events.sql."""
-
-EDGE_ROLLUP = (
-    "SELECT * FROM hourly WHERE hour >= $inner_start AND hour < $inner_end "
-    "UNION ALL BY NAME SELECT * FROM ("
-    + EXACT_ROLLUP.replace(
-        "FROM events",
-        "FROM events WHERE (ended_at >= $start AND ended_at < $inner_start) "
-        "OR (ended_at >= $inner_end AND ended_at < $end)",
-    )
-    + ")"
-)
-"""`hourly` for a window that does not start or end on a UTC hour: the rollup's whole
-hours inside the window, and raw events (at their own times) only for the partial hours
-at its two edges."""
 
 
 class TimelineSession(msgspec.Struct):
@@ -116,17 +102,9 @@ def timeline(
 
 
 def run_window(engine: QueryEngine, name: str, params: dict[str, Any], win: Window) -> Result:
-    """Run a named query over `hourly` for a window; exact for any window, and reading
-    raw events only for the partial hours at its edges. For answers not cut into days
-    (so `tz` does not matter, only the window's bounds)."""
-    if on_hour(win.start, win.end):
-        return engine.run(name, params)
-    inner_start = _ceil_hour(win.start)
-    inner_end = win.end.replace(minute=0, second=0, microsecond=0)
-    if inner_start >= inner_end:
-        inner_start = inner_end = win.start
-    sql = with_relation(query_text(name), "hourly", EDGE_ROLLUP)
-    return engine.execute(sql, {**params, "inner_start": inner_start, "inner_end": inner_end})
+    """Run a named query over `hourly` for a window, exact for any window: raw events are
+    read only in the partial hours at its edges. For answers not cut into days."""
+    return engine.run(name, params, exact_hours=exact_hours(win, by_day=False))
 
 
 def _ceil_hour(moment: datetime) -> datetime:
@@ -193,12 +171,8 @@ def calendar(engine: QueryEngine, filters: Filters, today: date | None = None) -
         raise BadRequest(f"from/to: a calendar covers at most {MAX_CALENDAR_DAYS} days")
     win = Window(_day_start(first, tz), _day_start(last + timedelta(days=1), tz), tz)
     params = {**filters.params(win), "tz": tz, "first_day": first, "last_day": last}
-    split = split_hours(first, last, tz)
-    if split:
-        numbers = [int(hour.timestamp()) // 3600 for hour in split]
-        result = engine.run("calendar_split", {**params, "split_hours": numbers})
-    else:
-        result = engine.run("calendar", params)
+    cut = [int(hour.timestamp()) // 3600 for hour in split_hours(first, last, tz)]
+    result = engine.run("calendar", params, exact_hours=cut)
     return Calendar(days=[CalendarDay(*row) for row in result.rows], tz=tz)
 
 
@@ -352,8 +326,8 @@ def burn(
     this_hour = now.replace(minute=0, second=0, microsecond=0)
     params: dict[str, Any] = {"now": now, "today": today, "month_start": month_start}
     params.update(dims, this_hour=this_hour, minutes=hours * 60)
-    grain = whole_hour_offsets(tz, month_start, today) and on_hour(today, month_start)
-    row = engine.run("burn", params, hourly_grain=grain).dicts()[0]
+    cut = exact_hours(Window(month_start, today, tz), by_day=False)
+    row = engine.run("burn", params, exact_hours=cut).dicts()[0]
     usd_1h, usd_24h = row["usd_1h"], row["usd_24h"]
     today_usd, month_usd = row["today_usd"], row["month_usd"]
     hours_to_midnight = (local_midnight(now + timedelta(days=1), tz) - now).total_seconds() / 3600

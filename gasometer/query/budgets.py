@@ -20,9 +20,9 @@ from typing import Any, Literal, NamedTuple
 from gasometer.config import Settings
 from gasometer.errors import BadRequest, ConfigError
 from gasometer.model import StoredEvent
-from gasometer.query.analytics import on_hour, periods
+from gasometer.query.analytics import periods
 from gasometer.query.engine import QueryEngine
-from gasometer.query.window import local_midnight, whole_hour_offsets, zone
+from gasometer.query.window import Window, exact_hours, local_midnight, zone
 
 log = logging.getLogger("gasometer.budgets")
 
@@ -157,11 +157,9 @@ class AlertMonitor:
         day_start, month_start, month_end = periods(now, self.tz)
         day_end = local_midnight(day_start + timedelta(hours=26), self.tz)
         self.bounds = PeriodBounds(*(_us(t) for t in (day_start, day_end, month_start, month_end)))
-        grain = whole_hour_offsets(self.tz, month_start, day_start) and on_hour(
-            month_start, day_start
-        )
         params = {"month_start": month_start, "day_start": day_start}
-        rows = self.engine.run("budget_spend", params, hourly_grain=grain).rows
+        cut = exact_hours(Window(month_start, day_start, self.tz), by_day=False)
+        rows = self.engine.run("budget_spend", params, exact_hours=cut).rows
         self.spend = {key: 0.0 for key in self.budgets}
         day: Period = "day"
         month: Period = "month"
