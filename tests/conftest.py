@@ -145,17 +145,18 @@ def fetch_all_costs(url: str, limit: int = 1000, **params: str) -> list[dict[str
     """Every event GET /api/costs returns, following `next_cursor` to the end."""
     events: list[dict[str, Any]] = []
     cursor: str | None = None
-    while True:
-        query: dict[str, Any] = {**params, "limit": limit}
-        if cursor:
-            query["cursor"] = cursor
-        response = httpx.get(url + "/api/costs", params=query, timeout=30)
-        assert response.status_code == 200, response.text
-        page = response.json()
-        events += page["events"]
-        cursor = page["next_cursor"]
-        if cursor is None:
-            return events
+    with httpx.Client(base_url=url, timeout=30) as client:
+        while True:
+            query: dict[str, Any] = {**params, "limit": limit}
+            if cursor:
+                query["cursor"] = cursor
+            response = client.get("/api/costs", params=query)
+            assert response.status_code == 200, response.text
+            page = response.json()
+            events += page["events"]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                return events
 
 
 @pytest.fixture
