@@ -66,6 +66,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("health", parents=[common], help="print the store's health as JSON")
     token = sub.add_parser("token", parents=[common], help="create an ingest token")
     token.add_argument("--label", default="token", help="a name to remember it by")
+
+    imp = sub.add_parser("import", parents=[common], help="import Claude Code transcripts")
+    imp.add_argument(
+        "paths",
+        nargs="*",
+        type=Path,
+        help="files or folders (default: Claude's projects/ folders and ~/.gt/costs.jsonl)",
+    )
+    imp.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    imp.add_argument("--batch-events", type=int, default=5000, help="events per durable batch")
+    sub.add_parser("pricing", parents=[common], help="list the model pricing table")
     return parser
 
 
@@ -222,6 +233,24 @@ def health(_: argparse.Namespace, settings: Settings) -> int:
     finally:
         engine.close()
         store.close()
+    return 0
+
+
+@command("import")
+def import_(args: argparse.Namespace, settings: Settings) -> int:
+    """Import transcripts (only what is new since the last import) with a progress bar."""
+    from gasometer.importer.console import run_import
+
+    run_import(settings, args.paths, quiet=args.quiet, batch_events=args.batch_events)
+    return 0
+
+
+@command("pricing")
+def pricing(_: argparse.Namespace, __: Settings) -> int:
+    """List the pricing table shipped with this version."""
+    from gasometer.importer.console import print_pricing
+
+    print_pricing()
     return 0
 
 

@@ -19,6 +19,7 @@ from gasometer.errors import ConfigError
 
 ENV_PREFIX = "GASOMETER_"
 TOKEN_FILE = "tokens.sha256"
+DEFAULT_DATA_DIR = Path("./data")
 
 
 class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -85,7 +86,7 @@ def _config_file(values: dict[str, Any], environ: dict[str, str]) -> Path | None
     explicit = environ.get(ENV_PREFIX + "CONFIG")
     if explicit:
         return Path(explicit)
-    candidate = Path(values.get("data_dir", Settings.data_dir)) / "gasometer.toml"
+    candidate = Path(values.get("data_dir") or DEFAULT_DATA_DIR) / "gasometer.toml"
     return candidate if candidate.exists() else None
 
 
