@@ -280,6 +280,11 @@ def test_404_and_405_use_the_error_shape(
         ("/api/stats/summary", {"tz": "Nowhere"}, ("tz",)),
         ("/api/stats/roles", {"from": "2026-13-45"}, ("from",)),
         ("/api/stats/rigs", {"to": "tomorrow"}, ("to",)),
+        ("/api/costs", {"from": "0001-01-01", "tz": "Asia/Kolkata"}, ("from",)),
+        ("/api/costs", {"to": "9999-12-31"}, ("to",)),
+        ("/api/stats/daily", {"from": "0001-01-01T00:00:00+05:00"}, ("from",)),
+        ("/api/stats/summary", {"to": "9999-12-31", "tz": "America/Los_Angeles"}, ("to",)),
+        ("/api/costs", {"cursor": "OTk5OTk5OTk5OTk5OTk5OTk5OTk6MQ=="}, ("cursor",)),
     ],
 )
 def test_bad_query_parameters_are_400(

@@ -190,3 +190,23 @@ def test_ingest_answers_202_only_once_in_the_wal(
     server.kill()
     server.start()
     assert len(fetch_all_costs(server.url, worker=worker)) == 10
+
+
+def test_summary_today_ends_at_midnight(client: httpx.Client, worker: str) -> None:
+    """An event stamped early tomorrow (a client clock ahead) is not part of today, of this
+    week when today is Sunday, nor of this month on its last day."""
+    now = time.time()
+    tomorrow = time.strftime("%Y-%m-%dT00:00:30Z", time.gmtime(now + 86400))
+    earlier = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 5))
+    session = f"zq-{worker}"
+    post(client, json.dumps({"session_id": session, "cost_usd": 1.0, "ended_at": earlier}).encode())
+    post(
+        client, json.dumps({"session_id": session, "cost_usd": 8.0, "ended_at": tomorrow}).encode()
+    )
+    body = client.get("/api/stats/summary", params={"worker": worker}).json()
+    assert body["today"]["total_usd"] == 1.0
+    gm = time.gmtime(now)
+    week_total = 1.0 if gm.tm_wday == 6 else 9.0
+    assert body["week"]["total_usd"] == week_total
+    last_day = time.gmtime(now + 86400).tm_mon != gm.tm_mon
+    assert body["month"]["total_usd"] == (1.0 if last_day else 9.0)
