@@ -5,6 +5,7 @@ slowing ingest or the other clients."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import itertools
 import json
 import os
@@ -72,20 +73,15 @@ class Listener:
 @pytest.fixture
 def listen() -> Iterator[Any]:
     """Open listeners on a server; they are closed at the end of the test."""
-    opened: list[ClientConnection] = []
+    with contextlib.ExitStack() as stack:
 
-    def open_listener(target: ServerProcess) -> Listener:
-        conn = connect(ws_url(target), open_timeout=10)
-        opened.append(conn)
-        listener = Listener(conn)
-        threading.Thread(target=listener.run, daemon=True).start()
-        return listener
+        def open_listener(target: ServerProcess) -> Listener:
+            conn = stack.enter_context(connect(ws_url(target), open_timeout=10))
+            listener = Listener(conn)
+            threading.Thread(target=listener.run, daemon=True).start()
+            return listener
 
-    try:
         yield open_listener
-    finally:
-        for conn in opened:
-            conn.close()
 
 
 def event(i: int, session: str, **extra: Any) -> dict[str, Any]:
