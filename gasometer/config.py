@@ -11,7 +11,7 @@ import hashlib
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -42,6 +42,10 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     query_memory_limit: str = "2GB"
     sql_timeout_s: float = 10.0
     sql_max_rows: int = 100_000
+    sql_memory_limit: str = "1GB"
+    sql_threads: int = 2
+    sql_max_temp_size: str = "2GB"
+    retention_days: Annotated[float, msgspec.Meta(gt=0)] | None = None
     rig_prefixes: dict[str, str] = {}
     town_dir: Path | None = None
     log_level: str = "info"

@@ -300,12 +300,14 @@ def test_default_paths(tmp_path: Path) -> None:
     assert default_paths({"HOME": str(home)}) == [
         home / ".claude" / "projects",
         home / ".config" / "claude" / "projects",
-        home / ".gt" / "costs.jsonl",
     ]
+    assert default_paths({"HOME": str(home)}, gt_costs=True)[-1] == home / ".gt" / "costs.jsonl"
     gt_home = tmp_path / "gthome"
     (gt_home / ".gt").mkdir(parents=True)
     (gt_home / ".gt" / "costs.jsonl").write_text("")
-    found = default_paths({"HOME": str(tmp_path / "nowhere"), "GT_HOME": str(gt_home)})
+    env = {"HOME": str(tmp_path / "nowhere"), "GT_HOME": str(gt_home)}
+    assert default_paths(env) == []
+    found = default_paths(env, gt_costs=True)
     assert found == [gt_home / ".gt" / "costs.jsonl"]
 
 

@@ -15,7 +15,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.static_files import create_static_files_router
 
 from gasometer import __version__
-from gasometer.api import imports, ingest, live, reads
+from gasometer.api import hooks, imports, ingest, live, reads, sql
 from gasometer.config import Settings
 from gasometer.errors import GasometerError
 from gasometer.model import ErrorBody
@@ -44,8 +44,10 @@ def create_app(settings: Settings) -> Litestar:
     return Litestar(
         route_handlers=[
             *ingest.routes,
+            *hooks.routes,
             *imports.routes,
             *reads.routes,
+            *sql.routes,
             live.live_socket,
             create_static_files_router(path="/", directories=[WEB_DIR], html_mode=True),
         ],

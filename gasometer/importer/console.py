@@ -27,13 +27,18 @@ class DataDirBusy(GasometerError):
 
 
 def run_import(
-    settings: Settings, paths: list[Path], *, quiet: bool = False, batch_events: int = 5000
+    settings: Settings,
+    paths: list[Path],
+    *,
+    quiet: bool = False,
+    batch_events: int = 5000,
+    gt_costs: bool = False,
 ) -> ImportProgress:
     """Open the data directory, import with a progress bar, print the summary."""
     from gasometer.runtime import Gasometer
     from gasometer.store.store import StoreLocked
 
-    paths = check_paths(paths)
+    paths = check_paths(paths, gt_costs=gt_costs)
     try:
         gm = Gasometer.open(settings)
     except StoreLocked:

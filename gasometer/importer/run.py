@@ -67,16 +67,21 @@ class ImportProgress(msgspec.Struct, kw_only=True):
         return sum(self.unknown_models.values())
 
 
-def default_paths(environ: Mapping[str, str] | None = None) -> list[Path]:
+def default_paths(
+    environ: Mapping[str, str] | None = None, *, gt_costs: bool = False
+) -> list[Path]:
     """Claude's `projects/` folders (CLAUDE_CONFIG_DIR list, else ~/.claude and
-    ~/.config/claude) and Gas Town's costs.jsonl, those that exist."""
+    ~/.config/claude), those that exist; with `gt_costs`, Gas Town's costs.jsonl too.
+
+    The cost log is opt-in: it records the same sessions' spend as the transcripts, so
+    importing both by default would count that money twice."""
     env = os.environ if environ is None else environ
     home = Path(env.get("HOME") or Path.home())
     configured = [p.strip() for p in env.get("CLAUDE_CONFIG_DIR", "").split(",") if p.strip()]
     roots = [Path(p) for p in configured] or [home / ".claude", home / ".config" / "claude"]
     found = [r / "projects" for r in roots if (r / "projects").is_dir()]
     costs = default_costs_file(env)
-    if costs.is_file():
+    if gt_costs and costs.is_file():
         found.append(costs)
     return found
 
@@ -86,7 +91,10 @@ class NothingToImport(GasometerError):
 
 
 def check_paths(
-    paths: Sequence[Path] | None, environ: Mapping[str, str] | None = None
+    paths: Sequence[Path] | None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    gt_costs: bool = False,
 ) -> list[Path]:
     """The paths to import: the given ones (each must exist), else the default ones."""
     if paths:
@@ -94,7 +102,7 @@ def check_paths(
         if missing:
             raise NothingToImport(f"no such file or folder: {', '.join(missing)}")
         return list(paths)
-    found = default_paths(environ)
+    found = default_paths(environ, gt_costs=gt_costs)
     if not found:
         raise NothingToImport(
             "no Claude transcripts found in ~/.claude/projects, ~/.config/claude/projects "
