@@ -107,10 +107,6 @@ def test_sql_json(store: tuple[Path, list[dict[str, Any]]]) -> None:
     assert [list(r) for r in body["rows"]] == [[k, counts[k]] for k in sorted(counts)]
 
 
-@pytest.mark.xfail(
-    reason="main's `sql --format parquet` prints a table; the sqlbox branch writes Parquet",
-    strict=False,
-)
 def test_sql_parquet(store: tuple[Path, list[dict[str, Any]]], tmp_path: Path) -> None:
     data, _ = store
     out = tmp_path / "out.parquet"
