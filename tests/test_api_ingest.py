@@ -210,3 +210,14 @@ def test_summary_today_ends_at_midnight(client: httpx.Client, worker: str) -> No
     assert body["week"]["total_usd"] == week_total
     last_day = time.gmtime(now + 86400).tm_mon != gm.tm_mon
     assert body["month"]["total_usd"] == (1.0 if last_day else 9.0)
+
+
+def test_session_id_length_counts_characters(client: httpx.Client, server: ServerProcess) -> None:
+    """1–200 characters, not bytes: 200 two-byte characters are fine, 201 are not."""
+    longest = "é" * 200
+    ok = {"session_id": longest, "cost_usd": 1.0, "ended_at": "2026-11-20T10:00:00Z"}
+    assert post(client, json.dumps(ok).encode()) == {"accepted": 1, "duplicates": 0}
+    assert [r["session_id"] for r in fetch_all_costs(server.url, session_id=longest)] == [longest]
+    too_long = {**ok, "session_id": "é" * 201}
+    response = client.post("/api/ingest", json=too_long, headers=HEADERS)
+    assert response.status_code == 400 and "session_id" in response.json()["error"]

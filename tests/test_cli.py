@@ -4,6 +4,7 @@ on stderr with a non-zero exit and no traceback."""
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
@@ -226,3 +227,26 @@ def test_serve_on_a_data_dir_in_use_is_one_line(server: ServerProcess) -> None:
     result = gasometer("serve", "--data-dir", str(server.data_dir), "--port", str(free_port()))
     message = assert_one_line_error(result, "in use")
     assert str(server.data_dir.resolve()) in message
+
+
+def test_token_is_stored_as_its_digest_and_accepted(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    """`gasometer token` prints a token once and keeps only its SHA-256 on disk."""
+    data = tmp_path / "data"
+    made = gasometer("token", "--label", "ci", "--data-dir", str(data))
+    assert made.returncode == 0, made.stderr
+    token = made.stdout.strip()
+    stored = (data / "tokens.sha256").read_text()
+    assert token not in stored
+    assert hashlib.sha256(token.encode()).hexdigest() in stored
+    srv = server_factory(data)
+    with httpx.Client(base_url=srv.url, timeout=30) as client:
+        ok = client.post(
+            "/api/ingest", json=events(1), headers={"Authorization": f"Bearer {token}"}
+        )
+        assert ok.status_code == 202, ok.text
+        bad = client.post(
+            "/api/ingest", json=events(1), headers={"Authorization": "Bearer x" + token}
+        )
+        assert bad.status_code == 401
