@@ -252,3 +252,69 @@ def kill_once_compacting(cmd: list[str], data_dir: Path, delay: float) -> bool:
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     return killed
+
+
+def upsert_version(k: int, v: int) -> dict[str, Any]:
+    """Version v (1–6) of streamed response k: usage and cost only grow."""
+    return {
+        "session_id": "ga-crew-stream",
+        "event_id": f"resp-{k}",
+        "ended_at": (BASE + timedelta(minutes=k, seconds=v)).isoformat().replace("+00:00", "Z"),
+        "cost_usd": v / 8,
+        "input_tokens": 100,
+        "output_tokens": 10 * v,
+        "cache_read_tokens": 1000 * k,
+    }
+
+
+def test_sigkill_during_monotone_upserts_keeps_the_largest_version(tmp_path: Path) -> None:
+    """Growing versions of 30 responses, the server killed four times: each response is
+    counted once, at a version at least as large as the largest acknowledged one, and
+    replaying every version converges on the largest."""
+    env = server_env(GASOMETER_FLUSH_INTERVAL_S="0.05", GASOMETER_COMPACT_MIN_FILES="2")
+    srv = ServerProcess(tmp_path / "data", free_port(), env).start()
+    rng = random.Random(SEED + 1)
+    acked: dict[int, int] = {}
+    done = threading.Event()
+
+    def killer() -> None:
+        for _ in range(4):
+            time.sleep(rng.uniform(0.1, 0.5))
+            srv.kill()
+            srv.start()
+        done.set()
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    with httpx.Client(base_url=srv.url, headers=HEADERS, timeout=10) as client:
+        while not done.is_set():
+            for v in range(1, 7):
+                for k in rng.sample(range(30), 30):
+                    try:
+                        response = client.post("/api/ingest", json=upsert_version(k, v))
+                    except httpx.HTTPError:
+                        time.sleep(0.02)
+                        continue
+                    if response.status_code == 202 and response.json()["accepted"]:
+                        acked[k] = max(acked.get(k, 0), v)
+    thread.join()
+    rows = fetch_all_costs(srv.url, limit=5000, session_id="ga-crew-stream")
+    by_response: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        by_response[int(row["event_id"].removeprefix("resp-"))].append(row)
+    for k, versions in acked.items():
+        stored = by_response[k]
+        assert [r["revision"] for r in stored].count(0) == 1, k
+        output = sum(r["output_tokens"] for r in stored)
+        assert output >= 10 * versions and output % 10 == 0, (k, output, versions)
+        assert sum(r["cost_usd"] for r in stored) == output / 80
+    with httpx.Client(base_url=srv.url, headers=HEADERS, timeout=10) as client:
+        for k in range(30):
+            for v in range(1, 7):
+                assert client.post("/api/ingest", json=upsert_version(k, v)).status_code == 202
+    srv.kill()
+    srv.start()
+    days = httpx.get(srv.url + "/api/stats/daily", params={"worker": "stream"}).json()["days"]
+    totals = [sum(d[name] for d in days) for name in ("event_count", "output_tokens", "total_usd")]
+    assert totals == [30, 30 * 60, 30 * 6 / 8]
+    srv.stop()
