@@ -221,3 +221,17 @@ def test_session_id_length_counts_characters(client: httpx.Client, server: Serve
     too_long = {**ok, "session_id": "é" * 201}
     response = client.post("/api/ingest", json=too_long, headers=HEADERS)
     assert response.status_code == 400 and "session_id" in response.json()["error"]
+
+
+def test_paging_through_events_that_share_a_moment(
+    client: httpx.Client, server: ServerProcess, worker: str
+) -> None:
+    """Ties on ended_at across page boundaries: each event still comes exactly once."""
+    same = [
+        {"session_id": f"ga-crew-{worker}x{i}", "cost_usd": 0.5, "ended_at": "2026-11-19T09:00:00Z"}
+        for i in range(50)
+    ]
+    post(client, json.dumps(same).encode())
+    rows = fetch_all_costs(server.url, limit=7, to="2026-11-19T09:00:01Z", role="crew")
+    mine = [r["session_id"] for r in rows if r["session_id"].startswith(f"ga-crew-{worker}x")]
+    assert sorted(mine) == sorted(e["session_id"] for e in same)
