@@ -11,6 +11,7 @@ import json
 import random
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -272,3 +273,26 @@ def test_monotone_upsert(server_factory: ServerFactory) -> None:
     assert totals_of(srv.url) == (1.0, 1, 51, 300)
     roles = httpx.get(srv.url + "/api/stats/roles").json()["roles"]
     assert [(r["role"], r["total_usd"], r["session_count"]) for r in roles] == [("crew", 1.0, 1)]
+
+
+def test_concurrent_identical_requests_store_once(server: ServerProcess) -> None:
+    """Six clients send the same batch at the same moment (one group commit or several):
+    exactly one copy is accepted, the rest are counted as duplicates."""
+    events = make_events(200, seed=77, prefix="cc-")
+    barrier = threading.Barrier(6)
+    results: list[dict[str, int]] = []
+
+    def send() -> None:
+        with httpx.Client(base_url=server.url, headers=HEADERS, timeout=60) as client:
+            barrier.wait()
+            results.append(client.post("/api/ingest", json=events).json())
+
+    threads = [threading.Thread(target=send) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(r["accepted"] for r in results) == 200
+    assert sum(r["duplicates"] for r in results) == 5 * 200
+    rows = [r for r in fetch_all_costs(server.url) if r["session_id"].startswith("cc-")]
+    assert len(rows) == 200 and sum(r["cost_usd"] for r in rows) == expected_total(events)
