@@ -7,12 +7,20 @@ import itertools
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import TOKEN, ServerProcess, fetch_all_costs, free_port, server_env
+from tests.conftest import (
+    TOKEN,
+    ServerFactory,
+    ServerProcess,
+    fetch_all_costs,
+    free_port,
+    server_env,
+)
 
 HEADERS = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -235,3 +243,43 @@ def test_paging_through_events_that_share_a_moment(
     rows = fetch_all_costs(server.url, limit=7, to="2026-11-19T09:00:01Z", role="crew")
     mine = [r["session_id"] for r in rows if r["session_id"].startswith(f"ga-crew-{worker}x")]
     assert sorted(mine) == sorted(e["session_id"] for e in same)
+
+
+ATTRIBUTION = {
+    "hq-mayor": ("mayor", "hq", "mayor"),
+    "hq-deacon": ("deacon", "hq", "deacon"),
+    "hq-boot": ("boot", "hq", "boot"),
+    "hq-dog-alpha": ("dog", "hq", "alpha"),
+    "gt-witness": ("witness", "gastown", "witness"),
+    "gt-refinery": ("refinery", "gastown", "refinery"),
+    "gt-crew-joe": ("crew", "gastown", "joe"),
+    "gt-toast": ("polecat", "gastown", "toast"),
+    "ga-nux": ("polecat", "gasometer-from-config", "nux"),
+    "careers-polecat-capable": ("polecat", "careers", "capable"),
+    "zz-furiosa": ("polecat", "zz", "furiosa"),
+    "hq-somethingelse": ("unknown", "unknown", "unknown"),
+    "Some Random Session": ("unknown", "unknown", "unknown"),
+}
+"""Gas Town session names → (role, rig, worker), with prefixes from the town's
+mayor/rigs.json (gt, ga) and from configuration (ga, which wins)."""
+
+
+def test_attribution_from_session_names_and_town(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    town = tmp_path / "town"
+    (town / "mayor").mkdir(parents=True)
+    rigs = {"rigs": {"gastown": {"prefix": "gt"}, "gasometer": {"prefix": "ga"}}}
+    (town / "mayor" / "rigs.json").write_text(json.dumps(rigs))
+    srv = server_factory(
+        tmp_path / "attr", town_dir=str(town), rig_prefixes="ga=gasometer-from-config"
+    )
+    with httpx.Client(base_url=srv.url, timeout=30) as client:
+        body = [event(i, name) for i, name in enumerate(ATTRIBUTION)]
+        body.append(event(99, "gt-toast", role="reviewer", worker="ann"))
+        assert post(client, json.dumps(body).encode())["accepted"] == len(body)
+    rows = fetch_all_costs(srv.url)
+    got = {(r["session_id"], r["role"], r["rig"], r["worker"]) for r in rows}
+    want = {(name, *who) for name, who in ATTRIBUTION.items()}
+    want.add(("gt-toast", "reviewer", "gastown", "ann"))
+    assert got == want
