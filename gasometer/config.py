@@ -22,6 +22,13 @@ TOKEN_FILE = "tokens.sha256"
 DEFAULT_DATA_DIR = Path("./data")
 
 
+class Budget(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A rig's or role's budget in USD (TOML: `[rig_budgets.<rig>]`, `[role_budgets.<role>]`)."""
+
+    daily_usd: float | None = None
+    monthly_usd: float | None = None
+
+
 class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Every setting of the service, documented in README's Configuration table."""
 
@@ -49,6 +56,12 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     rig_prefixes: dict[str, str] = {}
     town_dir: Path | None = None
     log_level: str = "info"
+    budget_daily_usd: float | None = None
+    budget_monthly_usd: float | None = None
+    budget_warn_ratio: float = 0.8
+    budget_tz: str = "UTC"
+    rig_budgets: dict[str, Budget] = {}
+    role_budgets: dict[str, Budget] = {}
 
     def token_digests(self) -> set[bytes]:
         """SHA-256 digests of every accepted ingest token, whatever source they came from."""
