@@ -225,7 +225,7 @@ def test_sigkill_during_cli_compaction_loses_and_doubles_nothing(tmp_path: Path)
     rng = random.Random(SEED)
     cmd = [sys.executable, "-m", "gasometer", "compact", "--data-dir", str(srv.data_dir)]
     interrupted = sum(
-        kill_once_compacting(cmd, srv.data_dir, rng.uniform(0, 0.08)) for _ in range(5)
+        kill_once_compacting(cmd, srv.data_dir, rng.uniform(0, 0.03)) for _ in range(5)
     )
     assert interrupted >= 1
     print(f"\ncompaction killed mid-way {interrupted} times of 5")
