@@ -6,8 +6,11 @@ Errors reach the user as one line on stderr and a non-zero exit; data goes to st
 from __future__ import annotations
 
 import argparse
+import fcntl
 import logging
+import os
 import secrets
+import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -144,13 +147,45 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GasometerError as exc:
         print(f"gasometer: error: {exc}", file=sys.stderr)
         return 1
+    except (OSError, sqlite3.Error) as exc:
+        print(f"gasometer: error: {_system_error(exc)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
+
+
+def _system_error(exc: OSError | sqlite3.Error) -> str:
+    """One line for an error of the file system or the ledger (e.g. an unusable --data-dir)."""
+    if isinstance(exc, FileExistsError | NotADirectoryError) and exc.filename:
+        return f"{exc.filename}: not a directory"
+    if isinstance(exc, OSError) and exc.filename:
+        return f"{exc.filename}: {exc.strerror}"
+    if isinstance(exc, sqlite3.Error):
+        return f"cannot use the ledger in the data directory: {exc}"
+    return str(exc)
+
+
+def _refuse_if_in_use(data_dir: Path) -> None:
+    """Fail with one line before uvicorn starts if another process owns the data directory
+    (the same check inside the app's startup would end in a traceback)."""
+    from gasometer.store.store import StoreLocked
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(data_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise StoreLocked(
+            f"{data_dir.resolve()} is in use by another gasometer process (stop it first)"
+        ) from None
+    finally:
+        os.close(fd)
 
 
 @command("serve")
 def serve(_: argparse.Namespace, settings: Settings) -> int:
     """Serve the API, live stream and dashboard with uvicorn."""
+    _refuse_if_in_use(settings.data_dir)
     import uvicorn
 
     from gasometer.api.app import create_app

@@ -9,9 +9,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -60,17 +61,24 @@ class ServerProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def log_path(self) -> Path:
+        """The server's stderr (appended across restarts; a file, so it never blocks)."""
+        return self.data_dir.parent / f"server-{self.port}.log"
+
+    def log_text(self) -> str:
+        return self.log_path.read_text() if self.log_path.exists() else ""
+
     def start(self, timeout: float = 30.0) -> ServerProcess:
         cmd = [sys.executable, "-m", "gasometer", "serve", "--data-dir", str(self.data_dir)]
         cmd += ["--port", str(self.port)]
-        self.process = subprocess.Popen(
-            cmd, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(cmd, env=self.env, stdout=log, stderr=log)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                err = self.process.stderr.read().decode() if self.process.stderr else ""
-                raise RuntimeError(f"server exited early: {err}")
+                raise RuntimeError(f"server exited early: {self.log_text()}")
             try:
                 if httpx.get(self.url + "/health", timeout=1).status_code == 200:
                     return self
@@ -109,6 +117,46 @@ def server(tmp_path: Path) -> Iterator[ServerProcess]:
         yield proc
     finally:
         proc.stop()
+
+
+ServerFactory = Callable[..., ServerProcess]
+
+
+@pytest.fixture
+def server_factory(tmp_path: Path) -> Iterator[ServerFactory]:
+    """Start servers with extra GASOMETER_* settings (e.g. `flush_interval_s="0.2"`);
+    `data_dir` defaults to tmp_path/data. Every server is stopped at the end."""
+    started: list[ServerProcess] = []
+
+    def start(data_dir: Path | None = None, **settings: str) -> ServerProcess:
+        extra = {f"GASOMETER_{k.upper()}": str(v) for k, v in settings.items()}
+        proc = ServerProcess(data_dir or tmp_path / "data", free_port(), server_env(**extra))
+        started.append(proc)
+        return proc.start()
+
+    try:
+        yield start
+    finally:
+        for proc in started:
+            proc.stop()
+
+
+def fetch_all_costs(url: str, limit: int = 1000, **params: str) -> list[dict[str, Any]]:
+    """Every event GET /api/costs returns, following `next_cursor` to the end."""
+    events: list[dict[str, Any]] = []
+    cursor: str | None = None
+    with httpx.Client(base_url=url, timeout=30) as client:
+        while True:
+            query: dict[str, Any] = {**params, "limit": limit}
+            if cursor:
+                query["cursor"] = cursor
+            response = client.get("/api/costs", params=query)
+            assert response.status_code == 200, response.text
+            page = response.json()
+            events += page["events"]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                return events
 
 
 @pytest.fixture

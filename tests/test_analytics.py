@@ -816,8 +816,7 @@ def test_alerts_over_websocket(tmp_path: Path) -> None:
             time.sleep(0.5)
     finally:
         proc.stop()
-    assert proc.process is not None and proc.process.stderr is not None
-    log = proc.process.stderr.read().decode()
+    log = proc.log_text()
     flow = [
         m["event"]["issue"] if m["type"] == "event" else (m["scope"], m["level"], m["period"])
         for m in messages

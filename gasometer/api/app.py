@@ -63,7 +63,11 @@ def create_app(settings: Settings) -> Litestar:
             "gm": Provide(_gasometer, sync_to_thread=False),
             "hub": Provide(_hub, sync_to_thread=False),
         },
-        exception_handlers={GasometerError: _user_error, HTTPException: _http_error},
+        exception_handlers={
+            GasometerError: _user_error,
+            HTTPException: _http_error,
+            Exception: _internal_error,
+        },
         openapi_config=OpenAPIConfig(title="Gasometer", version=__version__, path="/schema"),
         request_max_body_size=settings.max_body_bytes,
         debug=False,
@@ -92,3 +96,8 @@ def _http_error(_: Request, exc: HTTPException) -> Response[ErrorBody]:
     return Response(
         ErrorBody(error=str(message), status=exc.status_code), status_code=exc.status_code
     )
+
+
+def _internal_error(request: Request, exc: Exception) -> Response[ErrorBody]:
+    log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+    return Response(ErrorBody(error="internal error (logged)", status=500), status_code=500)

@@ -1,7 +1,9 @@
 """WS /ws/live: every accepted event pushed to every connected client within a second.
 
-The writer thread publishes; each client has a bounded queue, so a slow client is
-disconnected (with a logged reason) rather than slowing ingest or other clients.
+The writer thread publishes; each client has a bounded backlog, so a slow client is
+disconnected (with a logged reason) rather than slowing ingest or other clients. The bound
+is checked when a batch arrives: a client that has kept up takes a batch of any size (at
+most one group commit), one still holding `queue_size` unsent messages is dropped.
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ class LiveHub:
     def join(self) -> LiveClient:
         """Register a new client (on the event loop)."""
         self.loop = asyncio.get_running_loop()
-        client = LiveClient(asyncio.Queue(self.queue_size))
+        client = LiveClient(asyncio.Queue())
         self.clients.add(client)
         return client
 
@@ -94,26 +96,30 @@ class LiveHub:
 
     def _offer_all(self, data: bytes) -> None:
         for client in list(self.clients):
-            self._offer(client, data)
+            if self._keeps_up(client):
+                client.queue.put_nowait(data)
 
     def _fan_out(self, events: list[dict[str, Any]]) -> None:
         for client in list(self.clients):
+            if not self._keeps_up(client):
+                continue
             for event in events:
                 if client.wants(event):
-                    self._offer(client, self.encoder.encode({"type": "event", "event": event}))
+                    client.queue.put_nowait(self.encoder.encode({"type": "event", "event": event}))
 
-    def _offer(self, client: LiveClient, data: bytes) -> None:
+    def _keeps_up(self, client: LiveClient) -> bool:
+        """False (and the client dropped) once its backlog has reached the bound."""
         if client.dropped:
-            return
-        try:
-            client.queue.put_nowait(data)
-        except asyncio.QueueFull:
-            client.dropped = SLOW_CLIENT
-            self.dropped_clients += 1
-            log.warning("disconnecting live client: %s (%d messages)", SLOW_CLIENT, self.queue_size)
-            with contextlib.suppress(asyncio.QueueEmpty):
-                client.queue.get_nowait()
-            client.queue.put_nowait(b"")
+            return False
+        if client.queue.qsize() < self.queue_size:
+            return True
+        client.dropped = SLOW_CLIENT
+        self.dropped_clients += 1
+        log.warning("disconnecting live client: %s (%d messages)", SLOW_CLIENT, self.queue_size)
+        while not client.queue.empty():
+            client.queue.get_nowait()
+        client.queue.put_nowait(b"")
+        return False
 
 
 @websocket("/ws/live")

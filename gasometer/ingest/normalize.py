@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
@@ -49,7 +50,7 @@ def decode_body(body: bytes, ndjson: bool) -> list[CostEvent]:
             try:
                 events.append(_one.decode(line))
             except msgspec.DecodeError as exc:
-                raise BadRequest(f"event {index}: {exc}") from exc
+                raise BadRequest(f"event {index}: {_explain(line, exc, 0)}") from exc
         return events
     stripped = body.lstrip()
     if not stripped:
@@ -59,18 +60,55 @@ def decode_body(body: bytes, ndjson: bool) -> list[CostEvent]:
             return _many.decode(body)
         return [_one.decode(body)]
     except msgspec.DecodeError as exc:
-        raise BadRequest(_with_index(str(exc))) from exc
+        single = stripped[:1] != b"["
+        message = _explain(body, exc, 0 if single else None)
+        raise BadRequest(f"event 0: {message}" if single else message) from exc
+
+
+def _explain(body: bytes, exc: msgspec.DecodeError, index: int | None) -> str:
+    """One line naming the field (and, in an array, the event index) of a decode error."""
+    if isinstance(exc, msgspec.ValidationError):
+        return _with_index(str(exc))
+    constant = _non_finite(body)
+    if constant is not None:
+        where, field, literal = constant
+        event = "" if index is not None else f"event {where}: "
+        return f"{event}{literal} is not a valid number (field {field}: must be finite)"
+    return f"invalid JSON: {exc}"
+
+
+class _Constant(NamedTuple):
+    literal: str
+
+
+def _non_finite(body: bytes) -> tuple[int, str, str] | None:
+    """(event index, field, literal) of the first NaN/Infinity in a body that is valid
+    JSON but for such literals (Python's json.dumps writes them), else None."""
+    try:
+        value = json.loads(body, parse_constant=_Constant)
+    except ValueError:
+        return None
+    items = value if isinstance(value, list) else [value]
+    for index, item in enumerate(items):
+        if isinstance(item, dict):
+            for field, v in item.items():
+                if isinstance(v, _Constant):
+                    return index, field, v.literal
+    return None
 
 
 def _with_index(message: str) -> str:
-    """msgspec says `at $[3].cost_usd`; say `event 3: ... (field cost_usd)` as well."""
+    """msgspec says `at $[3].cost_usd`; say `event 3: ... (field cost_usd)` instead."""
     if " - at `$[" in message:
         head, path = message.split(" - at `$[", 1)
         index, _, rest = path.partition("]")
         field = rest.strip("`").lstrip(".")
         where = f" (field {field})" if field else ""
         return f"event {index}: {head}{where}"
-    return message.replace(" - at `$.", " - field `")
+    if " - at `$." in message:
+        head, path = message.split(" - at `$.", 1)
+        return f"{head} (field {path.strip('`')})"
+    return message
 
 
 def to_micros(value: datetime) -> int:

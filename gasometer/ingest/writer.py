@@ -101,6 +101,9 @@ class Ingestor:
             if not self.store.check_free_space():
                 raise StorageFull("disk full: ingest refused until space is freed")
             results, batch, batch_id = self._apply(jobs)
+        except StorageFull as exc:
+            self._fail(jobs, exc)
+            return
         except sqlite3.OperationalError as exc:
             error: Exception = exc
             if "full" in str(exc).lower():

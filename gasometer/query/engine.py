@@ -113,6 +113,8 @@ class QueryEngine:
     def execute(self, sql: str, params: dict[str, Any] | None = None) -> Result:
         """Run SQL on this thread's cursor; DuckDB errors become QueryError."""
         cursor = self.cursor()
+        if not sql.strip():
+            raise QueryError("no SQL statement given")
         try:
             relation = cursor.execute(sql, params or {})
             columns = [d[0] for d in relation.description] if relation.description else []

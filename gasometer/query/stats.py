@@ -6,22 +6,14 @@ Nothing here knows about HTTP: the API, the CLI and the benchmarks call these di
 from __future__ import annotations
 
 import base64
-import calendar
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 
 import msgspec
 
 from gasometer.errors import BadRequest
 from gasometer.query.engine import QueryEngine
-from gasometer.query.window import (
-    Window,
-    exact_hours,
-    local_midnight,
-    whole_hour_offsets,
-    window,
-    zone,
-)
+from gasometer.query.window import Window, exact_hours, whole_hour_offsets, window, zone
 
 GroupBy = Literal["role", "rig", "worker", "model"]
 
@@ -139,27 +131,32 @@ def summary(engine: QueryEngine, filters: Filters, now: datetime | None = None) 
     of the month: month-to-date spend scaled to the month's full length."""
     now = now or datetime.now(UTC)
     tz = filters.window().tz
-    today = local_midnight(now, tz)
-    local = now.astimezone(zone(tz))
-    week = local_midnight(now - timedelta(days=local.weekday()), tz)
-    month = local_midnight(now - timedelta(days=local.day - 1), tz)
-    days_in_month = calendar.monthrange(local.year, local.month)[1]
-    month_end = local_midnight(month + timedelta(days=days_in_month, hours=12), tz)
-    future = now + timedelta(days=1)
-    month_totals = totals(engine, filters, month, future)
+    day = now.astimezone(zone(tz)).date()
+    week_day = day - timedelta(days=day.weekday())
+    month_day = day.replace(day=1)
+    next_month_day = (month_day + timedelta(days=32)).replace(day=1)
+    today, week, month = (start_of(d, tz) for d in (day, week_day, month_day))
+    month_end = start_of(next_month_day, tz)
+    month_totals = totals(engine, filters, month, month_end)
     burn = engine.run("burn_last_hour", {"now": now, **_dims(filters)}).rows[0][0]
     elapsed = (now - month).total_seconds()
     span = (month_end - month).total_seconds()
     projected = month_totals.total_usd * span / elapsed if elapsed > 0 else 0.0
     return Summary(
-        today=totals(engine, filters, today, future),
-        week=totals(engine, filters, week, future),
+        today=totals(engine, filters, today, start_of(day + timedelta(days=1), tz)),
+        week=totals(engine, filters, week, start_of(week_day + timedelta(days=7), tz)),
         month=month_totals,
         burn_rate_usd_per_hour=float(burn),
         projected_month_usd=projected,
         tz=tz,
         as_of=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
     )
+
+
+def start_of(day: date, tz: str) -> datetime:
+    """The moment (UTC) local `day` begins in `tz` (date arithmetic, so DST shifts on
+    any weekday cannot move a week's or month's start onto the wrong day)."""
+    return datetime.combine(day, time(), zone(tz)).astimezone(UTC)
 
 
 def _dims(filters: Filters) -> dict[str, Any]:
@@ -218,5 +215,5 @@ def _decode_cursor(cursor: str) -> tuple[datetime, int]:
         micros, row_id = base64.urlsafe_b64decode(cursor.encode()).decode().split(":")
         moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(micros))
         return moment, int(row_id)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, OverflowError):
         raise BadRequest("cursor: not a cursor returned by this endpoint") from None

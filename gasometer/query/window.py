@@ -41,11 +41,13 @@ def parse_bound(value: str | None, tz: ZoneInfo, name: str, *, end: bool) -> dat
                 day += timedelta(days=1)
             return datetime.combine(day, time(), tz).astimezone(UTC)
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        if moment.tzinfo is None:
+            raise BadRequest(f"{name}: {value!r} needs an offset or Z")
+        return moment.astimezone(UTC)
     except ValueError:
         raise BadRequest(f"{name}: {value!r} is not a date (YYYY-MM-DD) or RFC 3339 time") from None
-    if moment.tzinfo is None:
-        raise BadRequest(f"{name}: {value!r} needs an offset or Z")
-    return moment.astimezone(UTC)
+    except OverflowError:
+        raise BadRequest(f"{name}: {value!r} is out of range") from None
 
 
 def window(start: str | None, end: str | None, tz: str | None) -> Window:

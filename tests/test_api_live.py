@@ -1,0 +1,267 @@
+"""WS /ws/live over a real server: every accepted event reaches every client within 1 s,
+filters narrow what a client gets, and a client that never reads is disconnected without
+slowing ingest or the other clients."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import itertools
+import json
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection, connect
+
+from tests.conftest import TOKEN, ServerFactory, ServerProcess, free_port, server_env
+
+HEADERS = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One server for the module; each test sends events no other test sends."""
+    proc = ServerProcess(tmp_path_factory.mktemp("live") / "data", free_port(), server_env())
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+_ids = itertools.count()
+
+
+def ws_url(server: ServerProcess) -> str:
+    return server.url.replace("http://", "ws://") + "/ws/live"
+
+
+@dataclass
+class Listener:
+    """A live client reading in a background thread, noting when each message came."""
+
+    conn: ClientConnection
+    messages: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
+    closed: ConnectionClosed | None = None
+
+    def run(self) -> None:
+        try:
+            while True:
+                raw = self.conn.recv()
+                self.messages.append((time.monotonic(), json.loads(raw)))
+        except ConnectionClosed as exc:
+            self.closed = exc
+
+    def events(self) -> list[tuple[float, dict[str, Any]]]:
+        return [(t, m["event"]) for t, m in self.messages if m.get("type") == "event"]
+
+    def wait_for(self, count: int, timeout: float = 5.0) -> list[tuple[float, dict[str, Any]]]:
+        deadline = time.monotonic() + timeout
+        while len(self.events()) < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self.events()
+
+
+@pytest.fixture
+def listen() -> Iterator[Any]:
+    """Open listeners on a server; they are closed at the end of the test."""
+    with contextlib.ExitStack() as stack:
+
+        def open_listener(target: ServerProcess) -> Listener:
+            conn = stack.enter_context(connect(ws_url(target), open_timeout=10))
+            listener = Listener(conn)
+            threading.Thread(target=listener.run, daemon=True).start()
+            return listener
+
+        yield open_listener
+
+
+def event(i: int, session: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "session_id": session,
+        "cost_usd": 0.5,
+        "ended_at": f"2026-11-20T10:00:00.{i:06d}Z",
+        **extra,
+    }
+
+
+def post(client: httpx.Client, body: Any) -> float:
+    """Post and return the moment the 202 arrived."""
+    response = client.post("/api/ingest", json=body, headers=HEADERS)
+    assert response.status_code == 202, response.text
+    return time.monotonic()
+
+
+def test_every_event_reaches_every_client_within_a_second(
+    server: ServerProcess, listen: Any
+) -> None:
+    clients = [listen(server), listen(server)]
+    time.sleep(0.2)
+    with httpx.Client(base_url=server.url) as client:
+        acked = post(client, event(0, "ga-nux", model="claude-opus-4-5", input_tokens=7))
+        acked_batch = post(client, [event(i, "ga-nux") for i in range(1, 30)])
+    for listener in clients:
+        got = listener.wait_for(30)
+        assert len(got) == 30
+        first_at, first = got[0]
+        assert first_at - acked < 1.0
+        assert all(at - acked_batch < 1.0 for at, _ in got[1:])
+        assert (first["session_id"], first["role"], first["rig"], first["worker"]) == (
+            "ga-nux",
+            "polecat",
+            "ga",
+            "nux",
+        )
+        assert (first["cost_usd"], first["input_tokens"], first["model"]) == (
+            0.5,
+            7,
+            "claude-opus-4-5",
+        )
+        assert first["ended_at"] == "2026-11-20T10:00:00.000000Z"
+        assert sorted(e["ended_at"] for _, e in got) == sorted(
+            f"2026-11-20T10:00:00.{i:06d}Z" for i in range(30)
+        )
+
+
+def test_duplicates_and_refused_batches_are_not_pushed(server: ServerProcess, listen: Any) -> None:
+    listener = listen(server)
+    time.sleep(0.2)
+    with httpx.Client(base_url=server.url) as client:
+        post(client, [event(0, "ga-dup"), event(1, "ga-dup")])
+        post(client, [event(0, "ga-dup"), event(1, "ga-dup")])
+        bad = [event(5, "ga-dup"), {"session_id": "x"}]
+        assert client.post("/api/ingest", json=bad, headers=HEADERS).status_code == 400
+        post(client, event(2, "ga-dup"))
+    listener.wait_for(3)
+    time.sleep(0.3)
+    assert [e["ended_at"][-7:-1] for _, e in listener.events()] == ["000000", "000001", "000002"]
+
+
+def send_filter(listener: Listener, message: Any) -> dict[str, Any]:
+    before = len(listener.messages)
+    listener.conn.send(json.dumps(message) if not isinstance(message, str) else message)
+    deadline = time.monotonic() + 5
+    while len(listener.messages) == before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    reply: dict[str, Any] = listener.messages[-1][1]
+    return reply
+
+
+def test_filter_message(server: ServerProcess, listen: Any) -> None:
+    mayor_only, gasometer_crew, everyone = listen(server), listen(server), listen(server)
+    assert send_filter(mayor_only, {"filter": {"role": "mayor"}}) == {
+        "type": "filter",
+        "filter": {"role": "mayor"},
+    }
+    reply = send_filter(gasometer_crew, {"filter": {"rig": "ga", "role": "crew"}})
+    assert reply["type"] == "filter"
+    assert send_filter(everyone, {"filter": {}})["type"] == "filter"
+    sessions = ["hq-mayor", "ga-crew-max", "ga-furiosa", "hq-mayor", "bd-crew-joe", "ga-crew-sam"]
+    with httpx.Client(base_url=server.url) as client:
+        post(client, [event(i, s) for i, s in enumerate(sessions)])
+    assert len(everyone.wait_for(6)) == 6
+    time.sleep(0.3)
+    assert [e["session_id"] for _, e in mayor_only.events()] == ["hq-mayor", "hq-mayor"]
+    assert [e["session_id"] for _, e in gasometer_crew.events()] == ["ga-crew-max", "ga-crew-sam"]
+
+
+@pytest.mark.parametrize(
+    "message",
+    ["not json", {"filter": {"colour": "red"}}, {"filter": "mayor"}, {"role": "mayor"}],
+    ids=["not json", "unknown key", "not an object", "no filter"],
+)
+def test_bad_filter_message_gets_an_error_and_keeps_the_connection(
+    server: ServerProcess, listen: Any, message: Any
+) -> None:
+    listener = listen(server)
+    reply = send_filter(listener, message)
+    assert reply["type"] == "error" and reply["error"]
+    with httpx.Client(base_url=server.url) as client:
+        post(client, event(0, f"hq-dog-d{next(_ids)}"))
+    assert len(listener.wait_for(1)) == 1
+
+
+def test_a_batch_larger_than_the_queue_reaches_a_fast_client(
+    server: ServerProcess, listen: Any
+) -> None:
+    """The per-client bound (default 1000 messages) is for clients that fall behind, not
+    for one large batch delivered to a client that keeps up."""
+    listener = listen(server)
+    time.sleep(0.2)
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        acked = post(client, [event(i, "ga-bulk") for i in range(2500)])
+    got = listener.wait_for(2500, timeout=10)
+    assert listener.closed is None, listener.closed
+    assert len(got) == 2500
+    assert got[-1][0] - acked < 1.0
+
+
+def stalled_client(server: ServerProcess) -> socket.socket:
+    """A WebSocket client that never reads after the handshake (tiny receive buffer)."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", server.port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(
+        (
+            "GET /ws/live HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+    )
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += sock.recv(1)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return sock
+
+
+CLOSE_SLOW = b"\x03\xf0slow client: live queue full"
+"""The payload of a close frame with code 1008 and the server's reason."""
+
+
+def read_until_closed(sock: socket.socket, timeout: float = 20.0) -> bytes:
+    """Everything the server still sends, up to its close frame (or the end)."""
+    sock.settimeout(timeout)
+    data = bytearray()
+    while not data.endswith(CLOSE_SLOW):
+        chunk = sock.recv(1 << 16)
+        if not chunk:
+            break
+        data += chunk
+    return bytes(data)
+
+
+def test_a_client_that_never_reads_is_dropped_without_slowing_ingest(
+    server_factory: ServerFactory, listen: Any
+) -> None:
+    srv = server_factory(ws_queue_size="1000")
+    fast = listen(srv)
+    stalled = stalled_client(srv)
+    time.sleep(0.2)
+    latencies = []
+    bulky = {name: name[0] * 490 for name in ("model", "issue", "parent_session_id", "source")}
+    with httpx.Client(base_url=srv.url, timeout=60) as client:
+        for b in range(40):
+            batch = [event(i, f"ga-s{b}", **bulky) for i in range(250)]
+            started = time.monotonic()
+            acked = post(client, batch)
+            latencies.append(acked - started)
+            time.sleep(0.03)
+    got = fast.wait_for(10_000, timeout=10)
+    assert len(got) == 10_000 and fast.closed is None
+    assert got[-1][0] - acked < 1.0
+    assert max(latencies) < 1.0, latencies
+    log = srv.log_text()
+    assert "slow client" in log and "disconnecting live client" in log
+    rest = read_until_closed(stalled)
+    assert rest.endswith(CLOSE_SLOW)
+    assert rest.count(b'"type":"event"') < 5_000
