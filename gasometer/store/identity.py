@@ -1,9 +1,12 @@
-"""Event identities as ledger keys: the event's UTC hour, then a digest of its identity.
+"""Event identities as ledger keys: the event's UTC day, then a digest of its identity.
 
-The hour prefix keeps the ledger's index local (a commit touches a few pages, not one
-page per event). An event_id's versions (a streamed response's growing usage, a resumed
-session's replay) can fall in neighbouring hours, so an event_id is looked up in its own
-hour and the hours on either side; a response never streams for longer than that.
+The day prefix keeps the ledger's index local: a flush writes the identities of its
+events into the key ranges of a day or two, not one random page per event, so the index
+stays on disk and costs the same at 100 million events as at one. An event_id's versions
+(a streamed response's growing usage, a resumed session's replay, the hook and the
+import seeing one response) can fall on neighbouring days, so an event_id is looked up
+under its own day and the days on either side: a re-sent event_id is one event as long
+as its `ended_at` moved by less than a day (at least 24 hours, up to 48).
 """
 
 from __future__ import annotations
@@ -15,28 +18,28 @@ from collections.abc import Callable, Iterable
 from gasometer.model import StoredEvent
 from gasometer.store.ledger import Amounts, IdentityRow
 
-HOUR_US = 3_600_000_000
-_hour = struct.Struct(">I")
+DAY_US = 86_400_000_000
+_day = struct.Struct(">I")
 
 
 def identity_digest(session_id: str, ended_at_us: int, event_id: str | None) -> bytes:
     """A 12-byte digest of an event's identity: its event_id when it has one, else
-    (session_id, ended_at). The ledger prefixes it with the event's hour (see writer)."""
+    (session_id, ended_at). The ledger prefixes it with the event's day."""
     raw = f"e\0{event_id}" if event_id is not None else f"s\0{session_id}\0{ended_at_us}"
     return hashlib.blake2b(raw.encode(), digest_size=12).digest()
 
 
 def own_key(digest: bytes, ended_at_us: int) -> bytes:
-    """The key an identity is first stored under: its own hour."""
-    return _hour.pack(ended_at_us // HOUR_US) + digest
+    """The key an identity is first stored under: its own day."""
+    return _day.pack(ended_at_us // DAY_US) + digest
 
 
 def candidate_keys(digest: bytes, ended_at_us: int, has_event_id: bool) -> tuple[bytes, ...]:
-    """Every key an earlier version of this identity may be stored under, own hour first."""
-    hour = ended_at_us // HOUR_US
+    """Every key an earlier version of this identity may be stored under, own day first."""
+    day = ended_at_us // DAY_US
     if not has_event_id:
-        return (_hour.pack(hour) + digest,)
-    return tuple(_hour.pack(h) + digest for h in (hour, hour - 1, hour + 1))
+        return (_day.pack(day) + digest,)
+    return tuple(_day.pack(d) + digest for d in (day, day - 1, day + 1))
 
 
 def replay_identities(

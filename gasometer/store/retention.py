@@ -156,6 +156,7 @@ def apply(store: Store, days: float, now: float | None = None) -> Outcome:
 
 def status(store: Store) -> Status:
     """The retention setting, the horizon last applied, and the oldest raw event still held."""
+    horizon = applied_horizon(store.conn)  # before the files: never newer than them
     lows = []
     live = [store.data_dir / f.path for f in store.files() if f.dataset == "events"]
     _forget_except({str(path) for path in live})
@@ -168,7 +169,6 @@ def status(store: Store) -> Status:
         low = pc.min(pending.column("ended_at")).as_py()
         if low is not None:
             lows.append(int(low.timestamp() * 1_000_000))
-    horizon = applied_horizon(store.conn)
     return Status(
         retention_days=store.settings.retention_days,
         retention_horizon=None if horizon is None else iso(horizon),

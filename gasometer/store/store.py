@@ -360,12 +360,11 @@ class Store:
 
     def apply_retention(self, days: float, now: float | None = None) -> retention.Outcome:
         """Retire raw event files wholly older than `days` (rollups stay; see retention.py)."""
-        with self._flush_lock:
+        with self._flush_lock, self._lock:
             outcome = retention.apply(self, days, now)
-            with self._lock:
-                for path in outcome.files:
-                    self._files.pop(path, None)
-                self._changed()
+            for path in outcome.files:
+                self._files.pop(path, None)
+            self._changed()
         if outcome.files:
             log.info("retention retired %d files (%d rows)", len(outcome.files), outcome.rows)
         return outcome
