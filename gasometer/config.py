@@ -55,6 +55,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     retention_days: Annotated[float, msgspec.Meta(gt=0)] | None = None
     rig_prefixes: dict[str, str] = {}
     town_dir: Path | None = None
+    cwd_rules: list[dict[str, str]] = []
     log_level: str = "info"
     budget_daily_usd: float | None = None
     budget_monthly_usd: float | None = None

@@ -428,3 +428,37 @@ def test_small_reads_split_large_files(tmp_path: Path, corpus: Corpus) -> None:
     p = import_into(settings, [corpus.root], batch_bytes=65536, batch_events=500)
     assert p.lines == corpus.lines and p.bad_lines == corpus.bad_lines
     assert_days_match(days_of(settings), truth_days(corpus))
+
+
+def test_cwd_rules_from_the_config_file(tmp_path: Path) -> None:
+    """Attribution rules in gasometer.toml go before the Gas Town layout."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "gasometer.toml").write_text(
+        '[[cwd_rules]]\npattern = "/lab/agents/(?P<worker>[^/]+)"\nrole = "scout"\nrig = "lab"\n'
+    )
+    line = {
+        "type": "assistant",
+        "sessionId": "s-1",
+        "requestId": "req_rule_1",
+        "timestamp": "2026-11-20T10:00:00.000Z",
+        "cwd": "/home/me/lab/agents/scout-7/src",
+        "message": {
+            "id": "msg_rule_1",
+            "model": "claude-sonnet-4-5-20250929",
+            "usage": {"input_tokens": 1000, "output_tokens": 100},
+        },
+    }
+    transcript = tmp_path / "projects" / "p" / "s-1.jsonl"
+    transcript.parent.mkdir(parents=True)
+    transcript.write_text(json.dumps(line) + "\n")
+    cmd = [sys.executable, "-m", "gasometer", "import", "--quiet", "--data-dir", str(data)]
+    done = subprocess.run([*cmd, str(transcript)], env=server_env(), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    settings = make_settings(data)
+    gm = Gasometer.open(settings)
+    try:
+        rows = gm.engine.execute("SELECT role, rig, worker, cost_usd FROM events").rows
+    finally:
+        gm.close()
+    assert rows == [("scout", "lab", "scout-7", pytest.approx(1000 * 3e-6 + 100 * 15e-6))]

@@ -19,7 +19,7 @@ from typing import Literal
 
 import msgspec
 
-from gasometer.errors import GasometerError
+from gasometer.errors import ConfigError, GasometerError
 from gasometer.importer.gtcosts import default_costs_file, is_costs_file, read_costs
 from gasometer.importer.layout import DEFAULT_RULES, Layout, parse_rules
 from gasometer.importer.state import FileMark, ImportState, mark_for
@@ -156,7 +156,10 @@ class Importer:
         self.pricing = pricing or default_table()
         town = gm.settings.town_dir
         prefixes = gm.attributor.rig_prefixes if gm.attributor is not None else {}
-        rules = [*parse_rules(getattr(gm.settings, "cwd_rules", [])), *DEFAULT_RULES]
+        try:
+            rules = [*parse_rules(gm.settings.cwd_rules), *DEFAULT_RULES]
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         self.layout = layout or Layout(None if town is None else str(town), prefixes, rules)
         self.ingest = ingest
         self._in_flight: list[tuple[list[Future[IngestResult]], list[FileMark]]] = []
