@@ -130,9 +130,7 @@ def test_sessions_hold_tens_to_hundreds_of_turns_one_after_another(
 def test_history_spans_the_days_before_end_with_weekly_and_daily_rhythm(
     sample: list[CostEvent],
 ) -> None:
-    frame = pl.DataFrame(
-        {"at": [e.ended_at for e in sample], "cost": [e.cost_usd for e in sample]}
-    )
+    frame = pl.DataFrame({"at": [e.ended_at for e in sample], "cost": [e.cost_usd for e in sample]})
     assert frame["at"].max() <= END
     assert frame["at"].min() >= END - timedelta(days=28, hours=12)
     per_day = frame.group_by(pl.col("at").dt.date().alias("day")).agg(pl.len().alias("n"))
@@ -159,6 +157,4 @@ def test_write_demo_ingests_for_real_and_only_into_an_empty_store(
     assert "already holds 3,000 events" in capsys.readouterr().out
     assert write_demo(settings, events=3_000, days=10, seed=5, if_empty=False) == 0
     months = {p.parent.name for p in (tmp_path / "data" / "events").rglob("*.parquet")}
-    assert all(
-        len(list((tmp_path / "data" / "events" / m).glob("*.parquet"))) == 1 for m in months
-    )
+    assert all(len(list((tmp_path / "data" / "events" / m).glob("*.parquet"))) == 1 for m in months)
