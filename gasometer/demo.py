@@ -519,6 +519,7 @@ def write_demo(settings: Settings, events: int, days: int, seed: int, if_empty: 
         accepted = _ingest_all(gm, generate_events(events, days, seed), events)
         gm.store.flush(force=True)
         gm.store.compact(full=True)
+        gm.store.delete_retired(grace_s=0)
     finally:
         gm.close()
     print(f"wrote {accepted:,} demo events into {settings.data_dir}")
