@@ -17,7 +17,7 @@ from gasometer.runtime import Gasometer
 NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl")
 
 
-@post("/api/ingest", guards=[require_token], status_code=202, sync_to_thread=False)
+@post("/api/ingest", guards=[require_token], status_code=202)
 async def ingest_events(
     request: Request,
     gm: Gasometer,

@@ -6,6 +6,7 @@ from typing import Any
 
 import msgspec
 from litestar import get
+from litestar.di import Provide
 from litestar.params import Parameter
 
 from gasometer import __version__
@@ -27,7 +28,7 @@ def _filters(
     return Filters(start=from_, end=to, tz=tz, role=role, rig=rig, worker=worker, issue=issue)
 
 
-FILTERS = {"filters": _filters}
+FILTERS = {"filters": Provide(_filters, sync_to_thread=False)}
 
 
 class DailyResponse(msgspec.Struct):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
@@ -12,6 +11,7 @@ import msgspec
 from gasometer.errors import BadRequest
 from gasometer.ingest.attribution import Attributor
 from gasometer.model import CostEvent, EventKind
+from gasometer.store.identity import identity_digest
 from gasometer.store.ledger import Amounts
 
 MIN_YEAR, MAX_YEAR = 2000, 2100
@@ -21,7 +21,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 class Draft(NamedTuple):
     """A validated event before deduplication: what the writer thread needs."""
 
-    key: bytes
+    digest: bytes
     session_id: str
     ended_at_us: int
     started_at_us: int | None
@@ -73,12 +73,6 @@ def _with_index(message: str) -> str:
     return message.replace(" - at `$.", " - field `")
 
 
-def identity_key(session_id: str, ended_at_us: int, event_id: str | None) -> bytes:
-    """An event's identity: its event_id when it has one, else (session_id, ended_at)."""
-    raw = f"e\0{event_id}" if event_id is not None else f"s\0{session_id}\0{ended_at_us}"
-    return hashlib.blake2b(raw.encode(), digest_size=16).digest()
-
-
 def to_micros(value: datetime) -> int:
     """Microseconds since the epoch (UTC) of an aware datetime, exactly."""
     return (value - _EPOCH) // timedelta(microseconds=1)
@@ -121,7 +115,7 @@ def _draft(
         event.cache_read_tokens,
     )
     return Draft(
-        key=identity_key(event.session_id, ended, event.event_id),
+        digest=identity_digest(event.session_id, ended, event.event_id),
         session_id=event.session_id,
         ended_at_us=ended,
         started_at_us=started,

@@ -21,6 +21,7 @@ from gasometer.errors import StorageFull
 from gasometer.ingest.normalize import Draft
 from gasometer.model import IngestResult, StoredEvent
 from gasometer.store import ledger
+from gasometer.store.identity import add_amounts, candidate_keys
 from gasometer.store.ledger import Amounts, IdentityRow
 from gasometer.store.store import Store, batch_encoder
 
@@ -99,7 +100,7 @@ class Ingestor:
         try:
             if not self.store.check_free_space():
                 raise StorageFull("disk full: ingest refused until space is freed")
-            results, stored, batch_id = self._apply(jobs)
+            results, batch, batch_id = self._apply(jobs)
         except sqlite3.OperationalError as exc:
             error: Exception = exc
             if "full" in str(exc).lower():
@@ -110,8 +111,9 @@ class Ingestor:
             log.exception("ingest commit failed")
             self._fail(jobs, exc)
             return
+        stored = batch.stored
         if stored:
-            self.store.add_pending(batch_id, time.time(), stored)
+            self.store.add_pending(batch_id, time.time(), stored, batch.identities)
         self.counters.commits += 1
         for job, result in zip(jobs, results, strict=True):
             self.counters.requests += 1
@@ -131,71 +133,84 @@ class Ingestor:
         for job in jobs:
             job.future.set_exception(error)
 
-    def _apply(self, jobs: list[_Job]) -> tuple[list[IngestResult], list[StoredEvent], int]:
+    def _apply(self, jobs: list[_Job]) -> tuple[list[IngestResult], _Batch, int]:
         with ledger.transaction(self.conn) as conn:
-            batch = _Batch(conn, ledger.next_event_id(conn))
-            results = [batch.add_all(job.drafts) for job in jobs]
+            batch = _Batch(conn, self.store, ledger.next_event_id(conn))
+            results = [batch.add_all(job.drafts, batch.prefetch(job.drafts)) for job in jobs]
             batch_id = ledger.next_batch_id(conn)
             if batch.stored:
-                ledger.save_identities(conn, batch.identity_rows())
                 ledger.save_totals(conn, batch.new_totals)
                 payload = batch_encoder.encode(batch.stored)
                 ledger.append_batch(conn, batch_id, len(batch.stored), payload)
                 ledger.set_next_batch_id(conn, batch_id + 1)
                 ledger.set_next_event_id(conn, batch.next_id)
-        return results, batch.stored, batch_id
+        return results, batch, batch_id
 
 
 class _Batch:
     """The dedup and total-to-increment rules, applied to one transaction's drafts."""
 
-    def __init__(self, conn: sqlite3.Connection, next_id: int) -> None:
+    def __init__(self, conn: sqlite3.Connection, store: Store, next_id: int) -> None:
         self.conn = conn
+        self.store = store
         self.next_id = next_id
         self.stored: list[StoredEvent] = []
+        self.known: dict[bytes, IdentityRow] = {}
         self.identities: dict[bytes, IdentityRow] = {}
-        self.changed: set[bytes] = set()
         self.totals: dict[str, list[tuple[int, Amounts]]] = {}
         self.new_totals: list[tuple[str, int, Amounts]] = []
 
-    def identity_rows(self) -> list[tuple[bytes, int, Amounts | None]]:
-        return [(k, self.identities[k].revision, self.identities[k].amounts) for k in self.changed]
+    def prefetch(self, drafts: Sequence[Draft]) -> list[tuple[bytes, ...]]:
+        """Every draft's candidate keys, looked up in unflushed batches, then in one query."""
+        all_keys = [candidate_keys(d.digest, d.ended_at_us, d.event_id is not None) for d in drafts]
+        missing = []
+        for keys in all_keys:
+            for key in keys:
+                if key in self.known:
+                    continue
+                row = self.store.recent_identity(key)
+                if row is not None:
+                    self.known[key] = row
+                else:
+                    missing.append(key)
+        self.known.update(ledger.lookup_identities(self.conn, missing))
+        return all_keys
 
-    def add_all(self, drafts: Sequence[Draft]) -> IngestResult:
+    def add_all(self, drafts: Sequence[Draft], keys: list[tuple[bytes, ...]]) -> IngestResult:
         accepted = 0
-        for draft in drafts:
-            accepted += self.add(draft)
+        for draft, candidates in zip(drafts, keys, strict=True):
+            accepted += self.add(draft, candidates)
         return IngestResult(accepted=accepted, duplicates=len(drafts) - accepted)
 
-    def add(self, draft: Draft) -> bool:
+    def add(self, draft: Draft, keys: tuple[bytes, ...]) -> bool:
         """Store the draft (or the part of it that is new); False if it is a duplicate."""
-        seen = self._identity(draft.key)
-        if draft.kind == "total":
-            if seen is not None:
-                return False
-            self._remember(draft.key, IdentityRow(0, None))
-            self._store(draft, 0, self._total_increment(draft))
-            return True
+        key, seen = self._find(keys)
         if seen is None:
             amounts = draft.amounts if draft.event_id is not None else None
-            self._remember(draft.key, IdentityRow(0, amounts))
-            self._store(draft, 0, draft.amounts)
+            if draft.kind == "total":
+                self._remember(keys[0], IdentityRow(0, None))
+                self._store(draft, 0, self._total_increment(draft))
+            else:
+                self._remember(keys[0], IdentityRow(0, amounts))
+                self._store(draft, 0, draft.amounts)
             return True
-        if draft.event_id is not None and seen.amounts and _grew(seen.amounts, draft.amounts):
+        if draft.kind != "total" and seen.amounts and _grew(seen.amounts, draft.amounts):
             revision = seen.revision + 1
-            self._remember(draft.key, IdentityRow(revision, draft.amounts))
+            self._remember(key, IdentityRow(revision, draft.amounts))
             self._store(draft, revision, _minus(draft.amounts, seen.amounts))
             return True
         return False
 
-    def _identity(self, key: bytes) -> IdentityRow | None:
-        if key in self.identities:
-            return self.identities[key]
-        return ledger.lookup_identity(self.conn, key)
+    def _find(self, keys: tuple[bytes, ...]) -> tuple[bytes, IdentityRow | None]:
+        for key in keys:
+            row = self.known.get(key)
+            if row is not None:
+                return key, row
+        return keys[0], None
 
     def _remember(self, key: bytes, row: IdentityRow) -> None:
+        self.known[key] = row
         self.identities[key] = row
-        self.changed.add(key)
 
     def _total_increment(self, draft: Draft) -> Amounts:
         points = self.totals.get(draft.session_id)
@@ -242,19 +257,15 @@ def session_value(points: Sequence[tuple[int, Amounts]]) -> Amounts:
     run_end: Amounts | None = None
     for _, amounts in points:
         if run_end is not None and amounts[0] < run_end[0]:
-            total = _plus(total, run_end)
+            total = add_amounts(total, run_end)
         run_end = amounts
-    return total if run_end is None else _plus(total, run_end)
+    return total if run_end is None else add_amounts(total, run_end)
 
 
 def _grew(old: Amounts, new: Amounts) -> bool:
     """A later version of a streamed response: no count smaller, some count larger."""
     no_smaller = all(n >= o for n, o in zip(new[1:], old[1:], strict=True))
     return no_smaller and sum(new[1:]) > sum(old[1:])
-
-
-def _plus(a: Amounts, b: Amounts) -> Amounts:
-    return (a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3], a[4] + b[4])
 
 
 def _minus(a: Amounts, b: Amounts) -> Amounts:

@@ -105,6 +105,11 @@ def set_next_event_id(conn: sqlite3.Connection, value: int) -> None:
     )
 
 
+def _identity_row(row: tuple) -> IdentityRow:
+    amounts = None if row[1] is None else (row[1], row[2], row[3], row[4], row[5])
+    return IdentityRow(row[0], amounts)
+
+
 def lookup_identity(conn: sqlite3.Connection, key: bytes) -> IdentityRow | None:
     """The remembered version of an event identity, or None if never seen."""
     row = conn.execute(
@@ -112,19 +117,31 @@ def lookup_identity(conn: sqlite3.Connection, key: bytes) -> IdentityRow | None:
         "FROM identity WHERE key = ?",
         (key,),
     ).fetchone()
-    if row is None:
-        return None
-    amounts = None if row[1] is None else (row[1], row[2], row[3], row[4], row[5])
-    return IdentityRow(row[0], amounts)
+    return None if row is None else _identity_row(row)
 
 
-def save_identities(
-    conn: sqlite3.Connection, rows: Iterable[tuple[bytes, int, Amounts | None]]
-) -> None:
-    """Insert or replace identities with their latest revision and amounts."""
+def lookup_identities(conn: sqlite3.Connection, keys: Sequence[bytes]) -> dict[bytes, IdentityRow]:
+    """The remembered versions of many identities at once (absent keys are left out)."""
+    found: dict[bytes, IdentityRow] = {}
+    for start in range(0, len(keys), 500):
+        chunk = keys[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        rows = conn.execute(
+            "SELECT key, revision, cost, input, output, cache_creation, cache_read "
+            f"FROM identity WHERE key IN ({marks})",
+            chunk,
+        )
+        found.update((row[0], _identity_row(row[1:])) for row in rows)
+    return found
+
+
+def _save_identities(conn: sqlite3.Connection, rows: dict[bytes, IdentityRow]) -> None:
     conn.executemany(
         "INSERT OR REPLACE INTO identity VALUES (?, ?, ?, ?, ?, ?, ?)",
-        ((k, r, *(a if a is not None else (None,) * 5)) for k, r, a in rows),
+        (
+            (key, row.revision, *(row.amounts if row.amounts is not None else (None,) * 5))
+            for key, row in sorted(rows.items())
+        ),
     )
 
 
@@ -191,11 +208,16 @@ def live_files(conn: sqlite3.Connection, dataset: str | None = None) -> list[Fil
 
 
 def publish_flush(
-    conn: sqlite3.Connection, new_files: Sequence[FileEntry], flushed_batch_ids: Sequence[int]
+    conn: sqlite3.Connection,
+    new_files: Sequence[FileEntry],
+    flushed_batch_ids: Sequence[int],
+    identities: dict[bytes, IdentityRow],
 ) -> None:
-    """Atomically: the flushed batches leave the WAL and their Parquet files go live."""
+    """Atomically: the flushed batches leave the WAL, their Parquet files go live and
+    their identities join the ledger's index (in key order, so pages are written once)."""
     with transaction(conn):
         _add_files(conn, new_files)
+        _save_identities(conn, identities)
         conn.executemany("DELETE FROM batches WHERE id = ?", ((b,) for b in flushed_batch_ids))
 
 

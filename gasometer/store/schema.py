@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
 import pyarrow as pa
+import pyarrow.compute as pc
+from msgspec.structs import astuple
 
 from gasometer.model import StoredEvent
 
@@ -43,21 +44,20 @@ _FIELD_OF_COLUMN = {
 }
 
 
-def month_of(ended_at_us: int) -> str:
-    """The partition (YYYY-MM, UTC) an event belongs to."""
-    return datetime.fromtimestamp(ended_at_us / 1e6, UTC).strftime("%Y-%m")
-
-
 def events_to_arrow(events: Sequence[StoredEvent]) -> pa.Table:
     """A table in EVENT_SCHEMA, `month` included, from stored event rows."""
-    columns = []
+    if not events:
+        return empty_events()
+    rows = [astuple(e) for e in events]
+    by_field = dict(zip(StoredEvent.__struct_fields__, zip(*rows, strict=True), strict=True))
+    columns: list[pa.Array] = []
     for field in EVENT_SCHEMA:
         if field.name == "month":
-            values: list = [month_of(e.ended_at_us) for e in events]
+            ended = columns[EVENT_SCHEMA.get_field_index("ended_at")]
+            columns.append(pc.strftime(ended, format="%Y-%m"))
         else:
-            attr = _FIELD_OF_COLUMN.get(field.name, field.name)
-            values = [getattr(e, attr) for e in events]
-        columns.append(pa.array(values, type=field.type))
+            values = by_field[_FIELD_OF_COLUMN.get(field.name, field.name)]
+            columns.append(pa.array(values, type=field.type))
     return pa.Table.from_arrays(columns, schema=EVENT_SCHEMA)
 
 

@@ -33,7 +33,8 @@ from gasometer.errors import GasometerError
 from gasometer.model import StoredEvent
 from gasometer.resources import query_text
 from gasometer.store import ledger
-from gasometer.store.ledger import FileEntry
+from gasometer.store.identity import replay_identities
+from gasometer.store.ledger import FileEntry, IdentityRow
 from gasometer.store.parquet import copy_to_parquet, parquet_list_sql
 from gasometer.store.schema import empty_events, events_to_arrow
 
@@ -45,11 +46,13 @@ batch_encoder = msgspec.msgpack.Encoder()
 
 
 class PendingBatch(NamedTuple):
-    """A committed WAL batch not yet in Parquet, kept in memory for queries."""
+    """A committed WAL batch not yet in Parquet, kept in memory for queries, with the
+    identities it wrote (they join the ledger's index when the batch is flushed)."""
 
     batch_id: int
     created_at: float
     table: pa.Table
+    identities: dict[bytes, IdentityRow]
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,7 @@ class Store:
         self._lock = threading.RLock()
         self._flush_lock = threading.Lock()
         self._pending: list[PendingBatch] = []
+        self._recent: dict[bytes, tuple[int, IdentityRow]] = {}
         self._files: dict[str, FileEntry] = {}
         self._version = 0
         self._snapshot: Snapshot | None = None
@@ -109,11 +113,29 @@ class Store:
     def _load(self) -> None:
         with self._lock:
             self._files = {f.path: f for f in ledger.live_files(self.conn)}
-            self._pending = [
-                PendingBatch(bid, created, events_to_arrow(_batch_decoder.decode(payload)))
-                for bid, created, payload in ledger.pending_batches(self.conn)
-            ]
+            self._pending = []
+            self._recent = {}
+            for batch_id, created, payload in ledger.pending_batches(self.conn):
+                events = _batch_decoder.decode(payload)
+                identities = replay_identities(events, self._replay_lookup)
+                self._remember(batch_id, identities)
+                self._pending.append(
+                    PendingBatch(batch_id, created, events_to_arrow(events), identities)
+                )
             self._changed()
+
+    def _replay_lookup(self, key: bytes) -> IdentityRow | None:
+        recent = self._recent.get(key)
+        return recent[1] if recent else ledger.lookup_identity(self.conn, key)
+
+    def _remember(self, batch_id: int, identities: dict[bytes, IdentityRow]) -> None:
+        for key, row in identities.items():
+            self._recent[key] = (batch_id, row)
+
+    def recent_identity(self, key: bytes) -> IdentityRow | None:
+        """The identity written by a batch not yet flushed (the ledger's index has the rest)."""
+        found = self._recent.get(key)
+        return found[1] if found else None
 
     def _sweep_orphans(self) -> None:
         """Remove what an interrupted flush or compaction left behind (never live files)."""
@@ -205,11 +227,18 @@ class Store:
 
     # -- writers ---------------------------------------------------------------------
 
-    def add_pending(self, batch_id: int, created_at: float, events: Sequence[StoredEvent]) -> None:
-        """Make a just-committed WAL batch visible to readers."""
+    def add_pending(
+        self,
+        batch_id: int,
+        created_at: float,
+        events: Sequence[StoredEvent],
+        identities: dict[bytes, IdentityRow],
+    ) -> None:
+        """Make a just-committed WAL batch visible to readers and to deduplication."""
         table = events_to_arrow(events)
         with self._lock:
-            self._pending.append(PendingBatch(batch_id, created_at, table))
+            self._remember(batch_id, identities)
+            self._pending.append(PendingBatch(batch_id, created_at, table, identities))
             self._changed()
 
     def check_free_space(self) -> bool:
@@ -238,10 +267,17 @@ class Store:
                 part = table.filter(pc.equal(table.column("month"), month))
                 new_files += self._write_month(part, month, tag)
             flushed = [b.batch_id for b in batches]
-            ledger.publish_flush(self.conn, new_files, flushed)
+            identities: dict[bytes, IdentityRow] = {}
+            for batch in batches:
+                identities.update(batch.identities)
+            ledger.publish_flush(self.conn, new_files, flushed, identities)
             with self._lock:
                 done = set(flushed)
                 self._pending = [b for b in self._pending if b.batch_id not in done]
+                last = flushed[-1]
+                for key in identities:
+                    if self._recent[key][0] <= last:
+                        del self._recent[key]
                 self._files.update({f.path: f for f in new_files})
                 self._changed()
             log.debug("flushed %d events into %d files", table.num_rows, len(new_files))
