@@ -1,22 +1,19 @@
 """Benchmark fixtures: a cached demo data set of `--events` events and real servers on it.
 
-The data set is built once per size and seed with `gasometer demo --no-serve` (the real
-ingest path, then a full compaction) under `$GASOMETER_BENCH_DIR` (default: the system's
-temp directory) and reused by later runs. Read benchmarks run against a server over that
-data set; ingest benchmarks against a server over a fresh copy of it, so the cached data
-set never changes. Run with `make bench` (1 million events) or `make bench-10m`.
+The data set (see dataset.py) is built once per size and reused by later runs. Read
+benchmarks run against a server over that data set; ingest benchmarks against a server
+over a fresh copy of it, so the cached data set never changes. Run with `make bench`
+(1 million events) or `make bench-10m`.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,9 +25,8 @@ import pytest
 
 from gasometer.store.ledger import LEDGER_FILE
 
-TOKEN = "bench-token-0123456789abcdef"
-SEED = 7
-DAYS = 60
+from .dataset import TOKEN, Dataset, ensure_dataset, server_env
+
 RESULTS: list[dict[str, Any]] = []
 
 
@@ -62,58 +58,19 @@ def record(name: str, **figures: Any) -> None:
     RESULTS.append({"name": name, **figures})
 
 
-@dataclass
-class Dataset:
-    """A cached demo data set: where it lives and how it was built."""
-
-    root: Path
-    events: int
-    info: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def data_dir(self) -> Path:
-        return self.root / "data"
-
-
 @pytest.fixture(scope="session")
 def dataset(request: pytest.FixtureRequest) -> Iterator[Dataset]:
     """The demo data set of `--events` events, built on first use and then reused."""
-    events = int(request.config.getoption("--events"))
-    base = Path(os.environ.get("GASOMETER_BENCH_DIR", tempfile.gettempdir()))
-    found = Dataset(base / f"gasometer-bench-{events}-seed{SEED}", events)
-    marker = found.root / "complete.json"
-    if not marker.exists():
-        _build(found)
-    found.info = json.loads(marker.read_text())
+    found = ensure_dataset(int(request.config.getoption("--events")))
     yield found
-    results = {"events": events, "dataset": found.info, "results": RESULTS}
+    results = {"events": found.events, "dataset": found.info, "results": RESULTS}
     (found.root / "results.json").write_text(json.dumps(results, indent=2, default=str))
-
-
-def _build(found: Dataset) -> None:
-    shutil.rmtree(found.data_dir, ignore_errors=True)
-    found.root.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "gasometer", "demo", "--no-serve"]
-    cmd += ["--data-dir", str(found.data_dir), "--events", str(found.events)]
-    cmd += ["--seed", str(SEED), "--days", str(DAYS)]
-    started = time.monotonic()
-    subprocess.run(cmd, check=True, env=server_env(), stdout=subprocess.DEVNULL)
-    seconds = time.monotonic() - started
-    info = {"events": found.events, "seed": SEED, "days": DAYS, "build_seconds": round(seconds)}
-    (found.root / "complete.json").write_text(json.dumps(info))
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def server_env() -> dict[str, str]:
-    """Our settings only: no GASOMETER_* of the developer leaks in."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GASOMETER_")}
-    env.update({"GASOMETER_TOKENS": TOKEN, "GASOMETER_LOG_LEVEL": "warning"})
-    return env
 
 
 @dataclass
