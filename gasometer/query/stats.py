@@ -133,7 +133,7 @@ def summary(engine: QueryEngine, filters: Filters, now: datetime | None = None) 
     month = local_midnight(now - timedelta(days=local.day - 1), tz)
     days_in_month = calendar.monthrange(local.year, local.month)[1]
     month_end = local_midnight(month + timedelta(days=days_in_month, hours=12), tz)
-    future = now + timedelta(days=1)
+    future = (now.astimezone(UTC) + timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
     month_totals = totals(engine, filters, month, future)
     burn = engine.run("burn_last_hour", {"now": now, **_dims(filters)}).rows[0][0]
     elapsed = (now - month).total_seconds()
