@@ -439,7 +439,8 @@ def _turns(plan: Plan, lo: int, hi: int, rng: np.random.Generator, end_us: int) 
     started = s.start_us[session] + offset + gap_us
     ended = started + dur_us
     over = np.maximum(ended[heads + count - 1] - end_us, 0)
-    shift = np.repeat(over, count)
+    jitter = rng.integers(0, 1_800_000, hi - lo) * 1000  # still running: not all at `end`
+    shift = np.repeat(np.where(over > 0, over + jitter, 0), count)
     return Turns(session, started - shift, ended - shift, input_, output, creation, read, cost)
 
 
