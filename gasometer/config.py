@@ -11,7 +11,7 @@ import hashlib
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -19,6 +19,14 @@ from gasometer.errors import ConfigError
 
 ENV_PREFIX = "GASOMETER_"
 TOKEN_FILE = "tokens.sha256"
+DEFAULT_DATA_DIR = Path("./data")
+
+
+class Budget(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A rig's or role's budget in USD (TOML: `[rig_budgets.<rig>]`, `[role_budgets.<role>]`)."""
+
+    daily_usd: float | None = None
+    monthly_usd: float | None = None
 
 
 class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -41,9 +49,19 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     query_memory_limit: str = "2GB"
     sql_timeout_s: float = 10.0
     sql_max_rows: int = 100_000
+    sql_memory_limit: str = "1GB"
+    sql_threads: int = 2
+    sql_max_temp_size: str = "2GB"
+    retention_days: Annotated[float, msgspec.Meta(gt=0)] | None = None
     rig_prefixes: dict[str, str] = {}
     town_dir: Path | None = None
     log_level: str = "info"
+    budget_daily_usd: float | None = None
+    budget_monthly_usd: float | None = None
+    budget_warn_ratio: float = 0.8
+    budget_tz: str = "UTC"
+    rig_budgets: dict[str, Budget] = {}
+    role_budgets: dict[str, Budget] = {}
 
     def token_digests(self) -> set[bytes]:
         """SHA-256 digests of every accepted ingest token, whatever source they came from."""
@@ -85,7 +103,7 @@ def _config_file(values: dict[str, Any], environ: dict[str, str]) -> Path | None
     explicit = environ.get(ENV_PREFIX + "CONFIG")
     if explicit:
         return Path(explicit)
-    candidate = Path(values.get("data_dir", Settings.data_dir)) / "gasometer.toml"
+    candidate = Path(values.get("data_dir") or DEFAULT_DATA_DIR) / "gasometer.toml"
     return candidate if candidate.exists() else None
 
 

@@ -15,10 +15,11 @@ from litestar.openapi import OpenAPIConfig
 from litestar.static_files import create_static_files_router
 
 from gasometer import __version__
-from gasometer.api import ingest, live, reads
+from gasometer.api import analytics, hooks, imports, ingest, live, metrics, reads, sql
 from gasometer.config import Settings
 from gasometer.errors import GasometerError
 from gasometer.model import ErrorBody
+from gasometer.query.budgets import AlertMonitor
 from gasometer.resources import WEB_DIR
 from gasometer.runtime import Gasometer
 
@@ -33,6 +34,9 @@ def create_app(settings: Settings) -> Litestar:
         gm = Gasometer.open(settings)
         hub = live.LiveHub(settings.ws_queue_size)
         gm.ingestor.listeners.append(hub.publish)
+        monitor = AlertMonitor(gm.engine, settings, hub.publish_message)
+        gm.ingestor.listeners.append(monitor.on_commit)
+        app.state.alert_monitor = monitor
         app.state.gm = gm
         app.state.hub = hub
         app.state.token_digests = settings.token_digests()
@@ -44,11 +48,17 @@ def create_app(settings: Settings) -> Litestar:
     return Litestar(
         route_handlers=[
             *ingest.routes,
+            *hooks.routes,
+            *imports.routes,
             *reads.routes,
+            *sql.routes,
+            *analytics.routes,
+            *metrics.routes,
             live.live_socket,
             create_static_files_router(path="/", directories=[WEB_DIR], html_mode=True),
         ],
         lifespan=[lifespan],
+        middleware=[metrics.timing_middleware],
         dependencies={
             "gm": Provide(_gasometer, sync_to_thread=False),
             "hub": Provide(_hub, sync_to_thread=False),

@@ -13,7 +13,7 @@ from gasometer import __version__
 from gasometer.query import stats
 from gasometer.query.stats import Filters, GroupBy
 from gasometer.runtime import Gasometer
-from gasometer.store import ledger
+from gasometer.store import ledger, retention
 
 
 def _filters(
@@ -97,7 +97,11 @@ def costs(
 
 
 class Health(msgspec.Struct):
-    """Is the service well, and what does it hold."""
+    """Is the service well, and what does it hold.
+
+    Rollups (and so `event_count`, `first_event_at`) keep everything; raw events are kept
+    from `raw_events_since` on, `retention_horizon` being the last horizon applied.
+    """
 
     status: str
     version: str
@@ -110,6 +114,9 @@ class Health(msgspec.Struct):
     wal_backlog_batches: int
     disk_ok: bool
     last_error: str | None
+    retention_days: float | None = None
+    retention_horizon: str | None = None
+    raw_events_since: str | None = None
 
 
 @get("/health", sync_to_thread=True)
@@ -125,6 +132,7 @@ def health_report(gm: Gasometer) -> Health:
     batches, events = ledger.wal_backlog(gm.store.conn)
     disk_ok = gm.store.check_free_space()
     error = gm.store.last_error
+    kept = retention.status(gm.store)
     return Health(
         status="ok" if disk_ok and error is None else "degraded",
         version=__version__,
@@ -137,6 +145,9 @@ def health_report(gm: Gasometer) -> Health:
         wal_backlog_batches=batches,
         disk_ok=disk_ok,
         last_error=error,
+        retention_days=kept.retention_days,
+        retention_horizon=kept.retention_horizon,
+        raw_events_since=kept.raw_events_since,
     )
 
 

@@ -8,6 +8,8 @@ snapshot changes: `events` (raw events: Parquet files plus unflushed ones) and `
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 import duckdb
@@ -23,8 +25,25 @@ EXACT_ROLLUP = (
     .replace("date_trunc('hour', ended_at)", "ended_at")
     .replace("FROM pending_events", "FROM events")
 )
-"""The rollup at the grain of raw events: exact for windows that do not start and end on
-a UTC hour, and for zones such as Asia/Kolkata whose midnight is not on one."""
+"""The rollup at the grain of raw events."""
+
+SPLIT_ROLLUP = (
+    "SELECT * FROM hourly WHERE epoch_us(hour) // 3600000000 "
+    "NOT IN (SELECT unnest(CAST($exact_hours AS BIGINT[]))) "
+    "UNION ALL BY NAME SELECT * FROM ("
+    + EXACT_ROLLUP.replace(
+        "FROM events",
+        "FROM events WHERE ended_at >= $exact_from AND ended_at < $exact_to "
+        "AND epoch_us(ended_at) // 3600000000 IN (SELECT unnest(CAST($exact_hours AS BIGINT[])))",
+    )
+    + ")"
+)
+"""`hourly` where some hours must be cut finer than the rollup can: raw events in those
+hours, rollup rows in all others."""
+
+
+def _hour_start(hour: int) -> datetime:
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(hours=hour)
 
 
 class Result(NamedTuple):
@@ -73,12 +92,22 @@ class QueryEngine:
             self._local.version = snapshot.version
         return cursor
 
-    def run(self, name: str, params: dict[str, Any], *, hourly_grain: bool = True) -> Result:
-        """Run queries/<name>.sql with bound parameters; `hourly_grain=False` makes `hourly`
-        exact (one row per raw event) for windows the hourly rollup cannot cut."""
+    def run(self, name: str, params: dict[str, Any], *, exact_hours: Sequence[int] = ()) -> Result:
+        """Run queries/<name>.sql with bound parameters.
+
+        `exact_hours` (UTC hours, numbered from the epoch) are the hours the rollup cannot
+        answer (a window edge or a local midnight falls inside them): there `hourly` holds
+        one row per raw event, at its own time; everywhere else it is the rollup."""
         sql = query_text(name)
-        if not hourly_grain:
-            sql = with_relation(sql, "hourly", EXACT_ROLLUP)
+        if exact_hours:
+            sql = with_relation(sql, "hourly", SPLIT_ROLLUP)
+            hours = sorted(set(exact_hours))
+            params = {
+                **params,
+                "exact_hours": hours,
+                "exact_from": _hour_start(hours[0]),
+                "exact_to": _hour_start(hours[-1] + 1),
+            }
         return self.execute(sql, params)
 
     def execute(self, sql: str, params: dict[str, Any] | None = None) -> Result:

@@ -14,7 +14,14 @@ import msgspec
 
 from gasometer.errors import BadRequest
 from gasometer.query.engine import QueryEngine
-from gasometer.query.window import Window, local_midnight, whole_hour_offsets, window, zone
+from gasometer.query.window import (
+    Window,
+    exact_hours,
+    local_midnight,
+    whole_hour_offsets,
+    window,
+    zone,
+)
 
 GroupBy = Literal["role", "rig", "worker", "model"]
 
@@ -99,26 +106,31 @@ class EventPage(msgspec.Struct):
     next_cursor: str | None
 
 
-def hourly_grain_fits(win: Window) -> bool:
-    """True if the hourly rollup answers this window exactly."""
-    aligned = all(
-        t.minute == 0 and t.second == 0 and t.microsecond == 0 for t in (win.start, win.end)
-    )
-    return aligned and whole_hour_offsets(win.tz, win.start, win.end)
+def data_span(engine: QueryEngine) -> tuple[datetime, datetime] | None:
+    """The first and last hour holding spend, or None for an empty store."""
+    first, last = engine.run("data_span", {}).rows[0]
+    return None if first is None else (first, last)
+
+
+def day_cut_hours(engine: QueryEngine, win: Window) -> list[int]:
+    """Hours to read raw for an answer cut into days of `win.tz` (see `exact_hours`)."""
+    if whole_hour_offsets(win.tz, win.start, win.end):
+        return exact_hours(win, by_day=False)
+    return exact_hours(win, by_day=True, span=data_span(engine))
 
 
 def daily(engine: QueryEngine, filters: Filters, group_by: GroupBy = "role") -> list[DailyRow]:
     """Cost per day (in the asked zone) and role, rig, worker or model."""
     win = filters.window()
     params = {**filters.params(win), "tz": win.tz, "group_by": group_by}
-    result = engine.run("daily", params, hourly_grain=hourly_grain_fits(win))
+    result = engine.run("daily", params, exact_hours=day_cut_hours(engine, win))
     return [DailyRow(str(r[0]), *r[1:]) for r in result.rows]
 
 
 def totals(engine: QueryEngine, filters: Filters, start: datetime, end: datetime) -> Totals:
     """Totals for [start, end) under the given filters."""
     win = Window(start, end, filters.window().tz)
-    result = engine.run("totals", filters.params(win), hourly_grain=hourly_grain_fits(win))
+    result = engine.run("totals", filters.params(win), exact_hours=exact_hours(win, by_day=False))
     return Totals(*result.rows[0])
 
 
@@ -164,7 +176,7 @@ def shares(engine: QueryEngine, filters: Filters, by: Literal["role", "rig"]) ->
     win = filters.window()
     name = "cost_by_role" if by == "role" else "cost_by_rig"
     params = filters.params(win, drop=(by,))
-    result = engine.run(name, params, hourly_grain=hourly_grain_fits(win))
+    result = engine.run(name, params, exact_hours=exact_hours(win, by_day=False))
     return [Share(*row) for row in result.rows]
 
 

@@ -75,3 +75,24 @@ def local_midnight(moment: datetime, tz: str) -> datetime:
     zone_info = ZoneInfo(tz)
     local = moment.astimezone(zone_info)
     return datetime.combine(local.date(), time(), zone_info).astimezone(UTC)
+
+
+def hour_number(moment: datetime) -> int:
+    """The UTC hour a moment falls in, numbered from the epoch."""
+    return int(moment.timestamp() // 3600)
+
+
+def exact_hours(
+    win: Window, *, by_day: bool, span: tuple[datetime, datetime] | None = None
+) -> list[int]:
+    """The UTC hours an hourly rollup cannot answer for this window: those holding a
+    window edge off the hour and, for answers cut into days of a zone whose midnight is
+    off the UTC hour (Asia/Kolkata), those holding a local midnight within `span`."""
+    cuts = [win.start, win.end]
+    if by_day and span is not None and not whole_hour_offsets(win.tz, win.start, win.end):
+        first, last = max(win.start, span[0]), min(win.end, span[1] + timedelta(hours=1))
+        midnight = local_midnight(first, win.tz)
+        while midnight <= last:
+            cuts.append(midnight)
+            midnight = local_midnight(midnight + timedelta(hours=26), win.tz)
+    return sorted({hour_number(c) for c in cuts if c.minute or c.second or c.microsecond})

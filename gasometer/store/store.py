@@ -32,7 +32,7 @@ from gasometer.config import Settings
 from gasometer.errors import GasometerError
 from gasometer.model import StoredEvent
 from gasometer.resources import query_text
-from gasometer.store import ledger
+from gasometer.store import ledger, retention
 from gasometer.store.identity import replay_identities
 from gasometer.store.ledger import FileEntry, IdentityRow
 from gasometer.store.parquet import copy_to_parquet, parquet_list_sql
@@ -88,6 +88,7 @@ class Store:
         self._thread: threading.Thread | None = None
         self._lock_handle: int | None = None
         self.last_error: str | None = None
+        self._retention_due = 0.0
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if not readonly:
             self._take_ownership()
@@ -181,6 +182,7 @@ class Store:
                     self.flush()
                 self.compact()
                 self.delete_retired()
+                self._retention_if_due()
                 self.last_error = None
             except Exception as exc:
                 self.last_error = str(exc)
@@ -355,6 +357,24 @@ class Store:
                 self._files.pop(f.path, None)
             self._files[entry.path] = entry
             self._changed()
+
+    def apply_retention(self, days: float, now: float | None = None) -> retention.Outcome:
+        """Retire raw event files wholly older than `days` (rollups stay; see retention.py)."""
+        with self._flush_lock:
+            outcome = retention.apply(self, days, now)
+            with self._lock:
+                for path in outcome.files:
+                    self._files.pop(path, None)
+                self._changed()
+        if outcome.files:
+            log.info("retention retired %d files (%d rows)", len(outcome.files), outcome.rows)
+        return outcome
+
+    def _retention_if_due(self) -> None:
+        days = self.settings.retention_days
+        if days is not None and time.monotonic() >= self._retention_due:
+            self._retention_due = time.monotonic() + retention.INTERVAL_S
+            self.apply_retention(days)
 
     def delete_retired(self, grace_s: float | None = None) -> int:
         """Delete files replaced by compaction once readers can no longer hold them."""
