@@ -1,8 +1,7 @@
 -- Raw events, newest first, one page at a time (keyset pagination on ended_at, id).
 -- Parameters: $start, $end (TIMESTAMPTZ, [start, end)), $role, $rig, $worker, $issue,
 --   $session_id (NULL = any), $after_ts (TIMESTAMPTZ) and $after_id (BIGINT): the last
---   row of the previous page (NULL for the first page), $limit (rows), $floor
---   (TIMESTAMPTZ: no row of the page ends before it; see events_page_floor.sql).
+--   row of the previous page (NULL for the first page), $limit (rows).
 SELECT
     id, event_id, session_id, parent_session_id, role, rig, worker, model, issue, source,
     kind, revision,
@@ -15,7 +14,7 @@ FROM (
     -- aliases of the outer SELECT) lets DuckDB skip row groups and format 100 rows.
     SELECT *
     FROM events
-    WHERE ended_at >= $start AND ended_at < $end AND ended_at >= $floor
+    WHERE ended_at >= $start AND ended_at < $end
       AND ($role IS NULL OR role = $role)
       AND ($rig IS NULL OR rig = $rig)
       AND ($worker IS NULL OR worker = $worker)

@@ -1,8 +1,8 @@
 -- A lower bound on the ended_at of a page of events_page: the start of the latest hour
 -- from which on the hourly rollup counts at least $limit matching events. Only hours
 -- wholly inside [$start, $before) are counted (undercounting only lowers the bound), so
--- the page's rows all end at or after it; with it as a constant, the page query skips
--- every older Parquet row group. NULL when the rollup holds too few events.
+-- the page's rows all end at or after it. Passed as the page query's $start, it lets
+-- DuckDB skip every older Parquet row group. NULL when the rollup holds too few events.
 -- Parameters: $start, $before (TIMESTAMPTZ: the window's end or the cursor, whichever
 --   is earlier), $role, $rig, $worker, $issue, $session_id (NULL = any), $limit (rows).
 WITH per_hour AS (

@@ -197,7 +197,7 @@ def events_page(
     floor_params = {**filters.params(win, drop=("end",)), "session_id": session_id}
     floor_params |= {"before": before, "limit": limit}
     floor = engine.run("events_page_floor", floor_params).rows[0][0]
-    params |= {"after_ts": after_ts, "after_id": after_id, "floor": floor or win.start}
+    params |= {"after_ts": after_ts, "after_id": after_id, "start": floor or win.start}
     result = engine.run("events_page", params)
     rows = result.dicts()
     next_cursor = None
