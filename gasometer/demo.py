@@ -294,7 +294,7 @@ def _resolve(s: Sessions, days: int, rng: np.random.Generator, end_us: int, seed
     """Models, names, beads and attribution strings of sorted sessions."""
     frac = (s.start_us - (end_us - days * DAY_US)) / (days * DAY_US)
     model = _models(s, frac, rng)
-    issue = _issues(s, frac, rng, seed)
+    issue = _issues(s, frac, rng)
     names = [
         _session_name(int(r), int(g), int(w))
         for r, g, w in zip(s.role, s.rig, s.worker, strict=True)
@@ -335,7 +335,7 @@ def _models(s: Sessions, frac: Floats, rng: np.random.Generator) -> Ints:
     return np.select([family == 0, family == 1], [opus, SONNET], HAIKU).astype(np.int64)
 
 
-def _issues(s: Sessions, frac: Floats, rng: np.random.Generator, seed: int) -> list[str | None]:
+def _issues(s: Sessions, frac: Floats, rng: np.random.Generator) -> list[str | None]:
     """Bead ids (`<prefix>-<5 base36>`); beads are worked on for a while, then closed."""
     share = np.array([r.issue_share for r in ROLES])[s.role]
     has = rng.random(len(s)) < share
