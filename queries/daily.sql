@@ -2,8 +2,13 @@
 -- Parameters: $start, $end (TIMESTAMPTZ, [start, end)), $tz (IANA zone),
 --   $group_by ('role' | 'rig' | 'worker' | 'model'),
 --   $role, $rig, $worker, $issue (NULL = any).
+WITH local_days AS (
+    -- The zone conversion (slow: ICU) once per distinct hour, not once per rollup row.
+    SELECT hour, CAST(timezone($tz, hour) AS DATE) AS date
+    FROM (SELECT DISTINCT hour FROM hourly WHERE hour >= $start AND hour < $end)
+)
 SELECT
-    CAST(timezone($tz, hour) AS DATE) AS date,
+    local_days.date AS date,
     CASE $group_by
         WHEN 'rig' THEN rig
         WHEN 'worker' THEN worker
@@ -17,7 +22,7 @@ SELECT
     sum(output_tokens)::BIGINT AS output_tokens,
     sum(cache_creation_tokens)::BIGINT AS cache_creation_tokens,
     sum(cache_read_tokens)::BIGINT AS cache_read_tokens
-FROM hourly
+FROM hourly JOIN local_days USING (hour)
 WHERE hour >= $start AND hour < $end
   AND ($role IS NULL OR role = $role)
   AND ($rig IS NULL OR rig = $rig)

@@ -19,8 +19,11 @@ def token_matches(presented: str, digests: set[bytes]) -> bool:
     return found
 
 
-def require_token(connection: ASGIConnection, _: BaseRouteHandler) -> None:
-    """Guard: `Authorization: Bearer <token>` with a configured token, else 401."""
+async def require_token(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+    """Guard: `Authorization: Bearer <token>` with a configured token, else 401.
+
+    Async on purpose: Litestar runs a sync guard in its thread pool, one hop per request.
+    """
     header = connection.headers.get("authorization", "")
     scheme, _sep, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():

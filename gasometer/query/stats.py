@@ -188,13 +188,13 @@ def events_page(
     if not 1 <= limit <= 10_000:
         raise BadRequest("limit: must be between 1 and 10000")
     after_ts, after_id = _decode_cursor(cursor) if cursor else (None, None)
-    params = {
-        **filters.params(filters.window()),
-        "session_id": session_id,
-        "after_ts": after_ts,
-        "after_id": after_id,
-        "limit": limit,
-    }
+    win = filters.window()
+    params = {**filters.params(win), "session_id": session_id, "limit": limit}
+    before = win.end if after_ts is None else min(win.end, after_ts)
+    floor_params = {**filters.params(win, drop=("end",)), "session_id": session_id}
+    floor_params |= {"before": before, "limit": limit}
+    floor = engine.run("events_page_floor", floor_params).rows[0][0]
+    params |= {"after_ts": after_ts, "after_id": after_id, "start": floor or win.start}
     result = engine.run("events_page", params)
     rows = result.dicts()
     next_cursor = None
