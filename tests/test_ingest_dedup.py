@@ -189,7 +189,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_identity_rules(server: ServerProcess) -> None:
     """Same (session_id, ended_at) is one event whatever else differs; so is the same
-    event_id whatever the session (and a time up to a day off: versions of one
+    event_id whatever the session (and a time up to 12 hours off: versions of one
     streamed response, the hook and the import seeing one response)."""
     first = {"session_id": "ga-nux", "cost_usd": 1.0, "ended_at": "2026-11-20T10:00:00Z"}
     assert post(server.url, first) == {"accepted": 1, "duplicates": 0}
@@ -214,8 +214,8 @@ def test_identity_rules(server: ServerProcess) -> None:
         "ended_at": "2026-11-21T00:40:00Z",
     }
     assert post(server.url, moved) == {"accepted": 0, "duplicates": 1}
-    next_day = {**moved, "ended_at": "2026-11-21T23:59:00Z"}
-    day_before = {**moved, "ended_at": "2026-11-20T00:30:00Z"}
+    next_day = {**moved, "ended_at": "2026-11-21T11:59:00Z"}
+    day_before = {**moved, "ended_at": "2026-11-20T12:01:00Z"}
     assert post(server.url, [next_day, day_before]) == {"accepted": 0, "duplicates": 2}
     rows = fetch_all_costs(server.url)
     assert sorted(r["cost_usd"] for r in rows) == [1.0, 1.0, 1.0, 2.0]

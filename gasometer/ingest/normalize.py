@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import NamedTuple
 
 import msgspec
@@ -16,10 +16,10 @@ from gasometer.store.identity import identity_digest
 from gasometer.store.ledger import Amounts
 
 MIN_YEAR, MAX_YEAR = 2000, 2100
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_EPOCH_ORDINAL = datetime(1970, 1, 1).toordinal()
 
 
-class Draft(NamedTuple):
+class Draft(msgspec.Struct, frozen=True):
     """A validated event before deduplication: what the writer thread needs."""
 
     digest: bytes
@@ -113,7 +113,13 @@ def _with_index(message: str) -> str:
 
 def to_micros(value: datetime) -> int:
     """Microseconds since the epoch (UTC) of an aware datetime, exactly."""
-    return (value - _EPOCH) // timedelta(microseconds=1)
+    offset = value.utcoffset()
+    if offset:
+        value = value - offset  # the same instant's UTC wall-clock fields
+    seconds = (value.toordinal() - _EPOCH_ORDINAL) * 86_400 + (
+        value.hour * 3600 + value.minute * 60 + value.second
+    )
+    return seconds * 1_000_000 + value.microsecond
 
 
 def normalize(

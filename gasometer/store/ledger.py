@@ -20,6 +20,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
+import msgspec
+
 LEDGER_FILE = "ledger.sqlite"
 
 _SCHEMA = """
@@ -47,7 +49,7 @@ Amounts = tuple[float, int, int, int, int]
 """cost_usd, input, output, cache creation and cache read tokens."""
 
 
-class IdentityRow(NamedTuple):
+class IdentityRow(msgspec.Struct, frozen=True):
     """What the ledger remembers of one accepted event identity."""
 
     revision: int

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
+from datetime import date, timedelta
 
 import pyarrow as pa
-import pyarrow.compute as pc
 from msgspec.structs import astuple
 
 from gasometer.model import StoredEvent
@@ -44,6 +45,15 @@ _FIELD_OF_COLUMN = {
 }
 
 
+DAY_US = 86_400_000_000
+
+
+@functools.cache
+def _month(day: int) -> str:
+    """YYYY-MM of a day numbered from the epoch (cached: a batch spans few days)."""
+    return (date(1970, 1, 1) + timedelta(days=day)).strftime("%Y-%m")
+
+
 def events_to_arrow(events: Sequence[StoredEvent]) -> pa.Table:
     """A table in EVENT_SCHEMA, `month` included, from stored event rows."""
     if not events:
@@ -53,8 +63,8 @@ def events_to_arrow(events: Sequence[StoredEvent]) -> pa.Table:
     columns: list[pa.Array] = []
     for field in EVENT_SCHEMA:
         if field.name == "month":
-            ended = columns[EVENT_SCHEMA.get_field_index("ended_at")]
-            columns.append(pc.strftime(ended, format="%Y-%m"))
+            days = by_field["ended_at_us"]
+            columns.append(pa.array([_month(us // DAY_US) for us in days], type=pa.string()))
         else:
             values = by_field[_FIELD_OF_COLUMN.get(field.name, field.name)]
             columns.append(pa.array(values, type=field.type))
