@@ -24,7 +24,7 @@ EventKind = Literal["increment", "total"]
 TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens")
 
 
-class CostEvent(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+class CostEvent(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, gc=False):
     """One cost report, as sent by a client.
 
     With `kind="total"` the numbers are the session's running total so far (Gas Town's
@@ -51,7 +51,7 @@ class CostEvent(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     kind: EventKind = "increment"
 
 
-class StoredEvent(msgspec.Struct, kw_only=True, array_like=True):
+class StoredEvent(msgspec.Struct, kw_only=True, array_like=True, gc=False):
     """One row of the event log (Parquet `events/`), amounts already as increments.
 
     `revision` is 0 for an event's first version; a later, larger version of the same

@@ -19,7 +19,7 @@ MIN_YEAR, MAX_YEAR = 2000, 2100
 _EPOCH_ORDINAL = datetime(1970, 1, 1).toordinal()
 
 
-class Draft(msgspec.Struct, frozen=True):
+class Draft(msgspec.Struct, frozen=True, gc=False):
     """A validated event before deduplication: what the writer thread needs."""
 
     digest: bytes

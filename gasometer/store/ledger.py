@@ -49,7 +49,7 @@ Amounts = tuple[float, int, int, int, int]
 """cost_usd, input, output, cache creation and cache read tokens."""
 
 
-class IdentityRow(msgspec.Struct, frozen=True):
+class IdentityRow(msgspec.Struct, frozen=True, gc=False):
     """What the ledger remembers of one accepted event identity."""
 
     revision: int
