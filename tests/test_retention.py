@@ -137,6 +137,21 @@ def test_retention_keeps_rollups_and_drops_old_months(tmp_path: Path, events: li
         assert oldest == min(e.ended_at for e in kept)
         recent = sum(1 for e in events if e.ended_at >= HORIZON)
         assert sql(gm, f"SELECT count(*) FROM events WHERE ended_at >= '{HORIZON}'")[0][0] == recent
+        # before the horizon, windows off the hour are cut at the hour by the rollup
+        # (their raw events are gone), never answered from what little raw data is left
+        lo, hi = (
+            datetime(2026, 6, 10, 10, 30, tzinfo=UTC),
+            datetime(2026, 6, 20, 10, 30, tzinfo=UTC),
+        )
+        filters = stats.Filters(start=lo.isoformat(), end=hi.isoformat())
+        got = stats.totals(gm.engine, filters, lo, hi).total_usd
+        lo_hour, hi_hour = (
+            lo.replace(minute=0) + timedelta(hours=1),
+            hi.replace(minute=0) + timedelta(hours=1),
+        )
+        assert got == pytest.approx(
+            sum(e.cost_usd for e in events if lo_hour <= e.ended_at < hi_hour)
+        )
     finally:
         gm.close()
 

@@ -97,8 +97,12 @@ class QueryEngine:
 
         `exact_hours` (UTC hours, numbered from the epoch) are the hours the rollup cannot
         answer (a window edge or a local midnight falls inside them): there `hourly` holds
-        one row per raw event, at its own time; everywhere else it is the rollup."""
+        one row per raw event, at its own time; everywhere else it is the rollup. Hours
+        before the retention horizon stay with the rollup: their raw events may be gone."""
         sql = query_text(name)
+        horizon = self.store.raw_horizon_us
+        if horizon is not None:
+            exact_hours = [h for h in exact_hours if h * 3_600_000_000 >= horizon]
         if exact_hours:
             sql = with_relation(sql, "hourly", SPLIT_ROLLUP)
             hours = sorted(set(exact_hours))

@@ -81,6 +81,8 @@ class Store:
         self._flush_lock = threading.Lock()
         self._pending: list[PendingBatch] = []
         self._recent: dict[bytes, tuple[int, IdentityRow]] = {}
+        self.raw_horizon_us: int | None = None
+        """Raw events that ended before this may have been removed by retention."""
         self._files: dict[str, FileEntry] = {}
         self._version = 0
         self._snapshot: Snapshot | None = None
@@ -113,6 +115,7 @@ class Store:
 
     def _load(self) -> None:
         with self._lock:
+            self.raw_horizon_us = retention.applied_horizon(self.conn)
             self._files = {f.path: f for f in ledger.live_files(self.conn)}
             self._pending = []
             self._recent = {}
@@ -362,6 +365,7 @@ class Store:
         """Retire raw event files wholly older than `days` (rollups stay; see retention.py)."""
         with self._flush_lock, self._lock:
             outcome = retention.apply(self, days, now)
+            self.raw_horizon_us = retention.applied_horizon(self.conn)
             for path in outcome.files:
                 self._files.pop(path, None)
             self._changed()
