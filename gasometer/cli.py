@@ -342,15 +342,14 @@ def retention(args: argparse.Namespace, settings: Settings) -> int:
 @command("health")
 def health(_: argparse.Namespace, settings: Settings) -> int:
     """Print the store's health as JSON."""
-    from gasometer.api.reads import health_report
     from gasometer.query.engine import QueryEngine
-    from gasometer.runtime import Gasometer
+    from gasometer.query.health import health_report
     from gasometer.store.store import Store
 
     store = Store(settings, readonly=True)
     engine = QueryEngine(store)
     try:
-        report = health_report(Gasometer(settings, store, None, engine, None))  # type: ignore[arg-type]
+        report = health_report(store, engine)
         print(msgspec.json.format(msgspec.json.encode(report)).decode())
     finally:
         engine.close()

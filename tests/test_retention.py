@@ -18,10 +18,10 @@ import httpx
 import pytest
 
 from gasometer import cli
-from gasometer.api.reads import health_report
 from gasometer.config import Settings
 from gasometer.model import CostEvent
 from gasometer.query import stats
+from gasometer.query.health import health_report
 from gasometer.query.sandbox import Limits, Sandbox
 from gasometer.runtime import Gasometer
 from gasometer.store import ledger, retention
@@ -130,7 +130,7 @@ def test_retention_keeps_rollups_and_drops_old_months(tmp_path: Path, events: li
         assert_close(dashboard_days(gm), per_day(events))
         assert_close(issue_totals(gm), per_issue(events))
         assert {f.path for f in gm.store.files() if f.dataset == "hourly"} == hourly_before
-        assert health_report(gm).event_count == len(events)
+        assert health_report(gm.store, gm.engine).event_count == len(events)
         # raw drill-down ends at the horizon: whole old months gone, every recent event kept
         count, oldest = sql(gm, "SELECT count(*), min(ended_at) FROM events")[0]
         assert count == len(kept)
@@ -288,7 +288,7 @@ def test_store_schedule_applies_retention_and_health_reports_it(tmp_path: Path) 
     events = recent_events()
     gm = Gasometer.open(make_settings(data_dir), background=False)
     gm.ingest(events)
-    plain = health_report(gm)
+    plain = health_report(gm.store, gm.engine)
     assert plain.retention_days is None
     assert plain.retention_horizon is None
     assert plain.raw_events_since is not None

@@ -9,11 +9,10 @@ from litestar import get
 from litestar.di import Provide
 from litestar.params import Parameter
 
-from gasometer import __version__
 from gasometer.query import stats
+from gasometer.query.health import Health, health_report
 from gasometer.query.stats import Filters, GroupBy
 from gasometer.runtime import Gasometer
-from gasometer.store import ledger, retention
 
 
 def _filters(
@@ -96,59 +95,10 @@ def costs(
     return stats.events_page(gm.engine, filters, limit, cursor, session_id)
 
 
-class Health(msgspec.Struct):
-    """Is the service well, and what does it hold.
-
-    Rollups (and so `event_count`, `first_event_at`) keep everything; raw events are kept
-    from `raw_events_since` on, `retention_horizon` being the last horizon applied.
-    """
-
-    status: str
-    version: str
-    event_count: int
-    first_event_at: str | None
-    last_event_at: str | None
-    partitions: list[str]
-    files: int
-    wal_backlog_events: int
-    wal_backlog_batches: int
-    disk_ok: bool
-    last_error: str | None
-    retention_days: float | None = None
-    retention_horizon: str | None = None
-    raw_events_since: str | None = None
-
-
 @get("/health", sync_to_thread=True)
 def health(gm: Gasometer) -> Health:
     """Status, event count, partitions, WAL backlog and version."""
-    return health_report(gm)
-
-
-def health_report(gm: Gasometer) -> Health:
-    """The health of one open Gasometer (shared by the API and `gasometer health`)."""
-    count, first, last = gm.engine.run("health_counts", {}).rows[0]
-    files = gm.store.files()
-    batches, events = ledger.wal_backlog(gm.store.conn)
-    disk_ok = gm.store.check_free_space()
-    error = gm.store.last_error
-    kept = retention.status(gm.store)
-    return Health(
-        status="ok" if disk_ok and error is None else "degraded",
-        version=__version__,
-        event_count=count,
-        first_event_at=first,
-        last_event_at=last,
-        partitions=sorted({f.partition for f in files if f.dataset == "events"}),
-        files=len(files),
-        wal_backlog_events=events,
-        wal_backlog_batches=batches,
-        disk_ok=disk_ok,
-        last_error=error,
-        retention_days=kept.retention_days,
-        retention_horizon=kept.retention_horizon,
-        raw_events_since=kept.raw_events_since,
-    )
+    return health_report(gm.store, gm.engine)
 
 
 routes = [daily, summary, roles, rigs, costs, health]

@@ -192,12 +192,6 @@ def pending_batches(conn: sqlite3.Connection) -> list[tuple[int, float, bytes]]:
     return conn.execute("SELECT id, created_at, payload FROM batches ORDER BY id").fetchall()
 
 
-def wal_backlog(conn: sqlite3.Connection) -> tuple[int, int]:
-    """(batches, events) waiting in the write-ahead log."""
-    row = conn.execute("SELECT count(*), coalesce(sum(events), 0) FROM batches").fetchone()
-    return int(row[0]), int(row[1])
-
-
 def live_files(conn: sqlite3.Connection, dataset: str | None = None) -> list[FileEntry]:
     """The catalog: live Parquet files, optionally of one dataset (`events` or `hourly`)."""
     sql = "SELECT path, dataset, partition, rows, bytes, created_at FROM files"

@@ -225,10 +225,14 @@ class Store:
         with self._lock:
             return list(self._files.values())
 
+    def wal_backlog(self) -> tuple[int, int]:
+        """(batches, events) acknowledged but not yet in Parquet: the WAL's content."""
+        with self._lock:
+            return len(self._pending), sum(b.table.num_rows for b in self._pending)
+
     def pending_count(self) -> int:
         """Events acknowledged but not yet in Parquet."""
-        with self._lock:
-            return sum(b.table.num_rows for b in self._pending)
+        return self.wal_backlog()[1]
 
     # -- writers ---------------------------------------------------------------------
 
