@@ -67,7 +67,7 @@ def test_lists_every_query_with_its_header(loaded: tuple[ServerProcess, list]) -
         "start", "end", "tz", "group_by", "role", "rig", "worker", "issue",
     }  # fmt: skip
     internal = {q["name"] for q in body["queries"] if q["internal"]}
-    assert internal == {"rollup_hourly", "rollup_merge"}
+    assert internal == {"rollup_hourly", "rollup_merge", "rollup_of_exact_hours"}
 
 
 def test_runs_a_query_with_bound_parameters(loaded: tuple[ServerProcess, list]) -> None:

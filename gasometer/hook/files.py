@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from gasometer.fsutil import fsync_dir
+
 
 @contextmanager
 def file_lock(path: Path, timeout_s: float) -> Iterator[bool]:
@@ -49,12 +51,3 @@ def write_atomic(path: Path, data: bytes, *, durable: bool) -> None:
     os.replace(tmp, path)
     if durable:
         fsync_dir(path.parent)
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename or unlink in this directory durable."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -20,7 +20,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from gasometer.hook.files import file_lock, fsync_dir, write_atomic
+from gasometer.fsutil import fsync_dir
+from gasometer.hook.files import file_lock, write_atomic
 from gasometer.hook.send import Outcome
 
 MAX_EVENTS_PER_FILE = 2000

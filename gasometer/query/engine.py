@@ -20,23 +20,10 @@ from gasometer.resources import query_text
 from gasometer.store.parquet import parquet_list_sql
 from gasometer.store.store import Snapshot, Store
 
-EXACT_ROLLUP = (
-    query_text("rollup_hourly")
-    .replace("date_trunc('hour', ended_at)", "ended_at")
-    .replace("FROM pending_events", "FROM events")
-)
-"""The rollup at the grain of raw events."""
-
 SPLIT_ROLLUP = (
     "SELECT * FROM hourly WHERE epoch_us(hour) // 3600000000 "
     "NOT IN (SELECT unnest(CAST($exact_hours AS BIGINT[]))) "
-    "UNION ALL BY NAME SELECT * FROM ("
-    + EXACT_ROLLUP.replace(
-        "FROM events",
-        "FROM events WHERE ended_at >= $exact_from AND ended_at < $exact_to "
-        "AND epoch_us(ended_at) // 3600000000 IN (SELECT unnest(CAST($exact_hours AS BIGINT[])))",
-    )
-    + ")"
+    f"UNION ALL BY NAME ({query_text('rollup_of_exact_hours')})"
 )
 """`hourly` where some hours must be cut finer than the rollup can: raw events in those
 hours, rollup rows in all others."""

@@ -42,8 +42,8 @@ from gasometer.store.store import Snapshot
 
 log = logging.getLogger("gasometer.sql")
 
-INTERNAL_QUERIES = frozenset({"rollup_hourly", "rollup_merge"})
-"""Building blocks of the store (they read relations only the flusher has), not answers."""
+INTERNAL_QUERIES = frozenset({"rollup_hourly", "rollup_merge", "rollup_of_exact_hours"})
+"""Building blocks of the store and the engine, not answers."""
 
 MACRO_SCHEMA = "queries"
 TEMP_DIR = ".sql-tmp"

@@ -171,9 +171,8 @@ def _dims(filters: Filters) -> dict[str, Any]:
 def shares(engine: QueryEngine, filters: Filters, by: Literal["role", "rig"]) -> list[Share]:
     """Cost per role or rig with each one's share of the total."""
     win = filters.window()
-    name = "cost_by_role" if by == "role" else "cost_by_rig"
-    params = filters.params(win, drop=(by,))
-    result = engine.run(name, params, exact_hours=exact_hours(win, by_day=False))
+    params = {**filters.params(win), by: None, "by": by}  # a share of the whole: no self-filter
+    result = engine.run("cost_shares", params, exact_hours=exact_hours(win, by_day=False))
     return [Share(*row) for row in result.rows]
 
 

@@ -9,16 +9,9 @@ from pathlib import Path
 
 import duckdb
 
+from gasometer.fsutil import fsync_dir
+
 ROW_GROUP_SIZE = 122_880
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename or unlink in `path` durable."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def copy_to_parquet(conn: duckdb.DuckDBPyConnection, select_sql: str, dest: Path) -> int:
