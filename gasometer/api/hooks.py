@@ -48,7 +48,7 @@ class Forbidden(GasometerError):
     status = 403
 
 
-@post("/api/hooks/claude", guards=[require_token], status_code=200, sync_to_thread=False)
+@post("/api/hooks/claude", guards=[require_token], status_code=200)
 async def claude_hook(request: Request, gm: Gasometer) -> Response[bytes]:
     """Ingest what the transcripts named in a Claude Code hook input gained since last time."""
     body = await request.body()

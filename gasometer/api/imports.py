@@ -74,7 +74,7 @@ def _job(state: State) -> ImportJob:
     return job
 
 
-@post("/api/import", guards=[require_token], status_code=202, sync_to_thread=False)
+@post("/api/import", guards=[require_token], status_code=202)
 async def start_import(request: Request, gm: Gasometer) -> ImportProgress:
     """Start importing Claude Code transcripts (default: the server user's Claude folders)
     in the background; 409 while another import runs."""
@@ -93,7 +93,7 @@ async def start_import(request: Request, gm: Gasometer) -> ImportProgress:
     return _job(request.app.state).start(gm, checked)
 
 
-@get("/api/import/status", sync_to_thread=False)
+@get("/api/import/status")
 async def import_status(request: Request) -> ImportProgress:
     """Progress of the current (or last) import: files, bytes, events, duplicates, bad lines,
     unknown models, and state idle/running/finished/error."""
