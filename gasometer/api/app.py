@@ -15,7 +15,17 @@ from litestar.openapi import OpenAPIConfig
 from litestar.static_files import create_static_files_router
 
 from gasometer import __version__
-from gasometer.api import analytics, hooks, imports, ingest, live, metrics, reads, sql
+from gasometer.api import (
+    analytics,
+    hooks,
+    imports,
+    ingest,
+    live,
+    maintenance,
+    metrics,
+    reads,
+    sql,
+)
 from gasometer.config import Settings
 from gasometer.errors import GasometerError
 from gasometer.model import ErrorBody
@@ -50,6 +60,7 @@ def create_app(settings: Settings) -> Litestar:
             *ingest.routes,
             *hooks.routes,
             *imports.routes,
+            *maintenance.routes,
             *reads.routes,
             *sql.routes,
             *analytics.routes,

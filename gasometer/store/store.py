@@ -20,6 +20,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple
 
@@ -358,12 +359,41 @@ class Store:
         if dataset == "events" and entry.rows != expected:
             (self.data_dir / entry.path).unlink()
             raise RuntimeError(f"compaction of {month} wrote {entry.rows} rows, not {expected}")
-        ledger.publish_compaction(self.conn, [entry], [f.path for f in chosen])
+        self._replace(entry, chosen)
+
+    def _replace(self, entry: FileEntry, replaced: Sequence[FileEntry]) -> None:
+        """Publish `entry` in place of `replaced` (one ledger transaction), then show it."""
+        ledger.publish_compaction(self.conn, [entry], [f.path for f in replaced])
         with self._lock:
-            for f in chosen:
+            for f in replaced:
                 self._files.pop(f.path, None)
             self._files[entry.path] = entry
             self._changed()
+
+    def rebuild_rollups(self) -> list[str]:
+        """Recompute each month's hourly rollup from its raw events; returns those months.
+
+        Months up to the retention horizon keep their rollup: their raw events may be gone,
+        and the rollup is then the only record of them. Unflushed events need nothing:
+        their rollup is computed at query time."""
+        rebuilt = []
+        with self._flush_lock:
+            files = self.files()
+            horizon = None if self.raw_horizon_us is None else _month_of_us(self.raw_horizon_us)
+            for month in sorted({f.partition for f in files if f.dataset == "events"}):
+                if horizon is None or month > horizon:
+                    self._rebuild_month(month, [f for f in files if f.partition == month])
+                    rebuilt.append(month)
+        return rebuilt
+
+    def _rebuild_month(self, month: str, files: list[FileEntry]) -> None:
+        raw = [str(self.data_dir / f.path) for f in files if f.dataset == "events"]
+        relation = f"read_parquet({parquet_list_sql(raw)}, hive_partitioning = true)"
+        rollup = query_text("rollup_hourly").replace("FROM pending_events", f"FROM {relation}")
+        sql = f"SELECT * EXCLUDE (month) FROM ({rollup}) ORDER BY hour, session_id"
+        name = f"r{time.time_ns()}-{uuid.uuid4().hex[:8]}.parquet"
+        entry = self._write_file("hourly", month, name, sql)
+        self._replace(entry, [f for f in files if f.dataset == "hourly"])
 
     def apply_retention(self, days: float, now: float | None = None) -> retention.Outcome:
         """Retire raw event files wholly older than `days` (rollups stay; see retention.py)."""
@@ -392,3 +422,7 @@ class Store:
         if paths:
             ledger.forget_retired(self.conn, paths)
         return len(paths)
+
+
+def _month_of_us(micros: int) -> str:
+    return datetime.fromtimestamp(micros / 1e6, UTC).strftime("%Y-%m")
