@@ -22,7 +22,7 @@ from gasometer.config import Settings
 from gasometer.errors import BadRequest
 from gasometer.query.engine import QueryEngine, Result, install_views
 from gasometer.query.stats import Filters
-from gasometer.query.window import Window, exact_hours, local_midnight, zone
+from gasometer.query.window import Window, exact_hours, hour_number, local_midnight, zone
 from gasometer.resources import query_text
 from gasometer.store.schema import EVENT_SCHEMA
 
@@ -171,7 +171,7 @@ def calendar(engine: QueryEngine, filters: Filters, today: date | None = None) -
         raise BadRequest(f"from/to: a calendar covers at most {MAX_CALENDAR_DAYS} days")
     win = Window(_day_start(first, tz), _day_start(last + timedelta(days=1), tz), tz)
     params = {**filters.params(win), "tz": tz, "first_day": first, "last_day": last}
-    cut = [int(hour.timestamp()) // 3600 for hour in split_hours(first, last, tz)]
+    cut = [hour_number(hour) for hour in split_hours(first, last, tz)]
     result = engine.run("calendar", params, exact_hours=cut)
     return Calendar(days=[CalendarDay(*row) for row in result.rows], tz=tz)
 
@@ -321,7 +321,7 @@ def burn(
         raise BadRequest("hours: must be between 1 and 24")
     now = (now or datetime.now(UTC)).astimezone(UTC)
     tz = filters.window().tz
-    dims = filters.params(Window(now, now, tz), drop=("start", "end"))
+    dims = filters.dims()
     today, month_start, month_end = periods(now, tz)
     this_hour = now.replace(minute=0, second=0, microsecond=0)
     params: dict[str, Any] = {"now": now, "today": today, "month_start": month_start}
@@ -352,11 +352,6 @@ def burn(
         tz=tz,
         as_of=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
     )
-
-
-def on_hour(*moments: datetime) -> bool:
-    """True if every moment is on a whole UTC hour."""
-    return all(m.minute == 0 and m.second == 0 and m.microsecond == 0 for m in moments)
 
 
 def periods(now: datetime, tz: str) -> tuple[datetime, datetime, datetime]:

@@ -33,16 +33,13 @@ class Filters(msgspec.Struct, kw_only=True):
         """The [start, end) window in UTC these filters ask for."""
         return window(self.start, self.end, self.tz)
 
+    def dims(self) -> dict[str, Any]:
+        """The role, rig, worker and issue filters as bound parameters."""
+        return {"role": self.role, "rig": self.rig, "worker": self.worker, "issue": self.issue}
+
     def params(self, win: Window, *, drop: tuple[str, ...] = ()) -> dict[str, Any]:
         """Bound parameters for a named query."""
-        values: dict[str, Any] = {
-            "start": win.start,
-            "end": win.end,
-            "role": self.role,
-            "rig": self.rig,
-            "worker": self.worker,
-            "issue": self.issue,
-        }
+        values: dict[str, Any] = {"start": win.start, "end": win.end, **self.dims()}
         for name in drop:
             values.pop(name)
         return values
@@ -138,7 +135,7 @@ def summary(engine: QueryEngine, filters: Filters, now: datetime | None = None) 
     today, week, month = (start_of(d, tz) for d in (day, week_day, month_day))
     month_end = start_of(next_month_day, tz)
     month_totals = totals(engine, filters, month, month_end)
-    burn = engine.run("burn_last_hour", {"now": now, **_dims(filters)}).rows[0][0]
+    burn = engine.run("burn_last_hour", {"now": now, **filters.dims()}).rows[0][0]
     elapsed = (now - month).total_seconds()
     span = (month_end - month).total_seconds()
     projected = month_totals.total_usd * span / elapsed if elapsed > 0 else 0.0
@@ -157,15 +154,6 @@ def start_of(day: date, tz: str) -> datetime:
     """The moment (UTC) local `day` begins in `tz` (date arithmetic, so DST shifts on
     any weekday cannot move a week's or month's start onto the wrong day)."""
     return datetime.combine(day, time(), zone(tz)).astimezone(UTC)
-
-
-def _dims(filters: Filters) -> dict[str, Any]:
-    return {
-        "role": filters.role,
-        "rig": filters.rig,
-        "worker": filters.worker,
-        "issue": filters.issue,
-    }
 
 
 def shares(engine: QueryEngine, filters: Filters, by: Literal["role", "rig"]) -> list[Share]:

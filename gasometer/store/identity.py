@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterable
 
 from gasometer.model import StoredEvent
 from gasometer.store.ledger import Amounts, IdentityRow
+from gasometer.store.schema import DAY_US
 
-DAY_US = 86_400_000_000
 _day = struct.Struct(">I")
 
 

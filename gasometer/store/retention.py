@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 
 from gasometer.store import ledger
 from gasometer.store.ledger import FileEntry
+from gasometer.store.schema import DAY_US
 
 if TYPE_CHECKING:
     from gasometer.store.store import Store
@@ -34,7 +35,6 @@ INTERVAL_S = 3600.0
 """How often the store's background loop applies retention (first run at start-up)."""
 
 HORIZON_KEY = "retention_horizon_us"
-DAY_US = 86_400 * 1_000_000
 
 
 class Outcome(msgspec.Struct):

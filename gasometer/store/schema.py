@@ -54,6 +54,11 @@ def _month(day: int) -> str:
     return (date(1970, 1, 1) + timedelta(days=day)).strftime("%Y-%m")
 
 
+def month_of_us(micros: int) -> str:
+    """The partition (YYYY-MM, UTC) of a moment in microseconds since the epoch."""
+    return _month(micros // DAY_US)
+
+
 def events_to_arrow(events: Sequence[StoredEvent]) -> pa.Table:
     """A table in EVENT_SCHEMA, `month` included, from stored event rows."""
     if not events:
@@ -64,7 +69,7 @@ def events_to_arrow(events: Sequence[StoredEvent]) -> pa.Table:
     for field in EVENT_SCHEMA:
         if field.name == "month":
             days = by_field["ended_at_us"]
-            columns.append(pa.array([_month(us // DAY_US) for us in days], type=pa.string()))
+            columns.append(pa.array([month_of_us(us) for us in days], type=pa.string()))
         else:
             values = by_field[_FIELD_OF_COLUMN.get(field.name, field.name)]
             columns.append(pa.array(values, type=field.type))

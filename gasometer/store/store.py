@@ -20,7 +20,6 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple
 
@@ -37,7 +36,7 @@ from gasometer.store import ledger, retention
 from gasometer.store.identity import replay_identities
 from gasometer.store.ledger import FileEntry, IdentityRow
 from gasometer.store.parquet import copy_to_parquet, parquet_list_sql
-from gasometer.store.schema import empty_events, events_to_arrow
+from gasometer.store.schema import empty_events, events_to_arrow, month_of_us
 
 log = logging.getLogger("gasometer.store")
 
@@ -217,10 +216,6 @@ class Store:
                 )
             return self._snapshot
 
-    def refresh(self) -> None:
-        """Re-read catalog and WAL from the ledger (for read-only processes)."""
-        self._load()
-
     def files(self) -> list[FileEntry]:
         """The live Parquet files."""
         with self._lock:
@@ -379,7 +374,7 @@ class Store:
         rebuilt = []
         with self._flush_lock:
             files = self.files()
-            horizon = None if self.raw_horizon_us is None else _month_of_us(self.raw_horizon_us)
+            horizon = None if self.raw_horizon_us is None else month_of_us(self.raw_horizon_us)
             for month in sorted({f.partition for f in files if f.dataset == "events"}):
                 if horizon is None or month > horizon:
                     self._rebuild_month(month, [f for f in files if f.partition == month])
@@ -422,7 +417,3 @@ class Store:
         if paths:
             ledger.forget_retired(self.conn, paths)
         return len(paths)
-
-
-def _month_of_us(micros: int) -> str:
-    return datetime.fromtimestamp(micros / 1e6, UTC).strftime("%Y-%m")
