@@ -64,6 +64,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("compact", parents=[common], help="merge small Parquet files now")
     sub.add_parser("health", parents=[common], help="print the store's health as JSON")
+    sub.add_parser(
+        "rebuild-catalog",
+        parents=[common],
+        help="recreate a lost or damaged ledger from the Parquet files (server stopped)",
+    )
+    quarantine = sub.add_parser(
+        "quarantine",
+        parents=[common],
+        help="list, show, release or drop batches that could not flush",
+    )
+    quarantine.add_argument(
+        "action", nargs="?", default="list", choices=["list", "show", "release", "drop"]
+    )
+    quarantine.add_argument("batch", nargs="?", type=int, help="batch id (show, release, drop)")
     keep = sub.add_parser(
         "retention", parents=[common], help="remove raw event files older than retention_days"
     )
@@ -185,7 +199,10 @@ def _refuse_if_in_use(data_dir: Path) -> None:
 @command("serve")
 def serve(_: argparse.Namespace, settings: Settings) -> int:
     """Serve the API, live stream and dashboard with uvicorn."""
+    from gasometer.store.store import open_ledger
+
     _refuse_if_in_use(settings.data_dir)
+    open_ledger(settings.data_dir.resolve()).close()
     import uvicorn
 
     from gasometer.api.app import create_app
@@ -317,8 +334,10 @@ def retention(args: argparse.Namespace, settings: Settings) -> int:
     from gasometer.store.store import Store
 
     days = args.days if args.days is not None else settings.retention_days
-    if days is None or days <= 0:
+    if days is None:
         raise ConfigError("no retention set: pass --days N or set GASOMETER_RETENTION_DAYS")
+    if days < 1:
+        raise ConfigError(f"--days {days:g}: retention keeps at least 1 day of raw events")
     store = Store(settings, readonly=args.dry_run)
     try:
         if args.dry_run:
@@ -337,6 +356,57 @@ def retention(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         store.close()
     return 0
+
+
+@command("rebuild-catalog")
+def rebuild_catalog(_: argparse.Namespace, settings: Settings) -> int:
+    """Recreate the ledger from the data files: catalog, identity index, totals, counters."""
+    from gasometer.store.catalog import rebuild_catalog as rebuild
+
+    _refuse_if_in_use(settings.data_dir)
+    report = rebuild(settings.data_dir, lambda line: print(line, file=sys.stderr, flush=True))
+    print(msgspec.json.format(msgspec.json.encode(report)).decode())
+    return 0
+
+
+@command("quarantine")
+def quarantine(args: argparse.Namespace, settings: Settings) -> int:
+    """Inspect batches set aside because they could not be flushed; release or drop one."""
+    from gasometer.store import ledger
+    from gasometer.store.store import open_ledger
+
+    _refuse_if_in_use(settings.data_dir)
+    conn = open_ledger(settings.data_dir)
+    try:
+        if args.action == "list":
+            rows = [q._asdict() for q in ledger.quarantined(conn)]
+            print(msgspec.json.format(msgspec.json.encode(rows)).decode())
+            return 0
+        if args.batch is None:
+            raise ConfigError(f"quarantine {args.action} needs a batch id (see `quarantine list`)")
+        done = {
+            "show": lambda: _print_batch(ledger.quarantined_payload(conn, args.batch)),
+            "release": lambda: ledger.release_quarantined(conn, args.batch),
+            "drop": lambda: ledger.drop_quarantined(conn, args.batch),
+        }[args.action]()
+        if not done:
+            raise ConfigError(f"no quarantined batch {args.batch}")
+        if args.action != "show":
+            print(f"batch {args.batch}: {args.action} done")
+    finally:
+        conn.close()
+    return 0
+
+
+def _print_batch(payload: bytes | None) -> bool:
+    """Print a batch's stored events as NDJSON; False if there is none."""
+    from gasometer.model import StoredEvent
+
+    if payload is None:
+        return False
+    for event in msgspec.msgpack.decode(payload, type=list[StoredEvent]):
+        print(msgspec.json.encode(msgspec.structs.asdict(event)).decode())
+    return True
 
 
 @command("health")

@@ -52,7 +52,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     sql_memory_limit: str = "1GB"
     sql_threads: int = 2
     sql_max_temp_size: str = "2GB"
-    retention_days: Annotated[float, msgspec.Meta(gt=0)] | None = None
+    retention_days: Annotated[float, msgspec.Meta(ge=1)] | None = None
     rig_prefixes: dict[str, str] = {}
     town_dir: Path | None = None
     cwd_rules: list[dict[str, str]] = []

@@ -33,3 +33,9 @@ class PayloadTooLarge(GasometerError):
     """A request body over the configured limit."""
 
     status = 413
+
+
+class IngestUnavailable(GasometerError):
+    """The ledger cannot commit (damaged, or failing): nothing was acknowledged."""
+
+    status = 503

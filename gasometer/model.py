@@ -7,17 +7,26 @@ event after attribution, deduplication and total-to-increment conversion.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta
 
+FAR_PAST = datetime(2000, 1, 1, tzinfo=UTC)
+FAR_FUTURE = datetime(2100, 1, 1, tzinfo=UTC)
+"""Events must end in [FAR_PAST, FAR_FUTURE): the window every default answer covers."""
+
 SessionId = Annotated[str, Meta(min_length=1, max_length=200)]
 ShortText = Annotated[str, Meta(max_length=500)]
-Tokens = Annotated[int, Meta(ge=0, le=2**53)]
-Cost = Annotated[float, Meta(ge=0, le=1e9)]
-"""Finite, non-negative, and under a billion dollars (which also rules out NaN and inf)."""
+MAX_TOKENS = 10_000_000_000
+"""Per event and token type: far above any request or session (1 M-token context windows),
+and low enough that 900 million maximal events still sum exactly in a 64-bit column."""
+MAX_COST_USD = 1_000_000.0
+"""Per event: finite, and summed in float64 where it stays exact to the cent far beyond."""
+Tokens = Annotated[int, Meta(ge=0, le=MAX_TOKENS)]
+Cost = Annotated[float, Meta(ge=0, le=MAX_COST_USD)]
+"""Finite, non-negative, and at most MAX_COST_USD (which also rules out NaN and inf)."""
 AwareTime = Annotated[datetime, Meta(tz=True)]
 EventKind = Literal["increment", "total"]
 
@@ -78,6 +87,9 @@ class StoredEvent(msgspec.Struct, kw_only=True, array_like=True, gc=False):
     output_tokens: int
     cache_creation_tokens: int
     cache_read_tokens: int
+    running_total: tuple[float, int, int, int, int] | None = None
+    """For `kind: total` rows, the point itself (the session's total at `ended_at`), so
+    the ledger's running-total state can be rebuilt from the Parquet files alone."""
 
 
 class IngestResult(msgspec.Struct):

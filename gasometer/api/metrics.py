@@ -149,6 +149,11 @@ def ingest_lines(gm: Gasometer, state: State) -> list[str]:
     gauges = (
         ("gasometer_pending_events", "Events durable but not yet in Parquet.", _pending(gm)),
         ("gasometer_live_clients", "Connected live WebSocket clients.", _clients(hub)),
+        (
+            "gasometer_quarantined_events",
+            "Acknowledged events set aside because their batch could not be flushed.",
+            sum(q.events for q in gm.store.quarantined()),
+        ),
     )
     out = []
     for name, text, value in counters:

@@ -98,7 +98,7 @@ def costs(
 @get("/health", sync_to_thread=True)
 def health(gm: Gasometer) -> Health:
     """Status, event count, partitions, WAL backlog and version."""
-    return health_report(gm.store, gm.engine)
+    return health_report(gm.store, gm.engine, gm.ingestor.commit_error)
 
 
 routes = [daily, summary, roles, rigs, costs, health]

@@ -19,13 +19,11 @@ from pathlib import Path
 import msgspec
 
 from gasometer.importer.layout import Layout
-from gasometer.model import CostEvent
+from gasometer.model import FAR_FUTURE, FAR_PAST, MAX_TOKENS, CostEvent
 from gasometer.pricing import SYNTHETIC, PricingTable, Usage, default_table
 
 SOURCE = "import"
 READ_BLOCK = 64 * 1024 * 1024
-MIN_YEAR, MAX_YEAR = 2000, 2100
-MAX_TOKENS = 2**40
 
 
 class _CacheCreation(msgspec.Struct):
@@ -133,7 +131,7 @@ class _Response:
 
 def _plausible(ts: datetime | None, u: _Usage, size: int) -> bool:
     """A usable usage line: a sane timestamp and no negative or absurd counts."""
-    if ts is None or ts.tzinfo is None or not MIN_YEAR <= ts.year <= MAX_YEAR:
+    if ts is None or ts.tzinfo is None or not FAR_PAST <= ts < FAR_FUTURE:
         return False
     if not 0 <= size <= MAX_TOKENS:
         return False

@@ -11,16 +11,18 @@ import msgspec
 
 from gasometer.errors import BadRequest
 from gasometer.ingest.attribution import Attributor
-from gasometer.model import CostEvent, EventKind
+from gasometer.model import FAR_FUTURE, FAR_PAST, CostEvent, EventKind
 from gasometer.store.identity import identity_digest
 from gasometer.store.ledger import Amounts
 
-MIN_YEAR, MAX_YEAR = 2000, 2100
 _EPOCH_ORDINAL = datetime(1970, 1, 1).toordinal()
 
 
 class Draft(msgspec.Struct, frozen=True, gc=False):
-    """A validated event before deduplication: what the writer thread needs."""
+    """A validated event before deduplication: what the writer thread needs.
+
+    `digest` is the identity key of an increment (empty for a total, whose identity is
+    its point in the ledger's `totals` table)."""
 
     digest: bytes
     session_id: str
@@ -142,12 +144,8 @@ def normalize(
 def _draft(
     event: CostEvent, attributor: Attributor, default_source: str, kind: EventKind | None
 ) -> Draft:
-    for name in ("ended_at", "started_at"):
-        value = getattr(event, name)
-        if value is not None and not MIN_YEAR <= value.year <= MAX_YEAR:
-            raise BadRequest(f"{name} {value.isoformat()} is outside {MIN_YEAR}-{MAX_YEAR}")
-    ended = to_micros(event.ended_at)
-    started = None if event.started_at is None else to_micros(event.started_at)
+    ended = _in_range("ended_at", event.ended_at)
+    started = None if event.started_at is None else _in_range("started_at", event.started_at)
     if started is not None and started > ended:
         raise BadRequest("started_at is after ended_at")
     derived = attributor.from_session(event.session_id)
@@ -158,8 +156,9 @@ def _draft(
         event.cache_creation_tokens,
         event.cache_read_tokens,
     )
+    kind = kind or event.kind
     return Draft(
-        digest=identity_digest(event.session_id, ended, event.event_id),
+        digest=b"" if kind == "total" else identity_digest(event.session_id, ended, event.event_id),
         session_id=event.session_id,
         ended_at_us=ended,
         started_at_us=started,
@@ -171,6 +170,20 @@ def _draft(
         parent_session_id=event.parent_session_id,
         source=event.source or default_source,
         event_id=event.event_id,
-        kind=kind or event.kind,
+        kind=kind,
         amounts=amounts,
     )
+
+
+_LOWEST_US = to_micros(FAR_PAST)
+_HIGHEST_US = to_micros(FAR_FUTURE)
+
+
+def _in_range(name: str, value: datetime) -> int:
+    """The moment in µs, if inside the window every default answer covers (in UTC)."""
+    micros = to_micros(value)
+    if not _LOWEST_US <= micros < _HIGHEST_US:
+        raise BadRequest(
+            f"{name} {value.isoformat()} is outside 2000-01-01T00:00:00Z to 2100-01-01T00:00:00Z"
+        )
+    return micros

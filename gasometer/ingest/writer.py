@@ -17,11 +17,11 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
-from gasometer.errors import StorageFull
+from gasometer.errors import IngestUnavailable, StorageFull
 from gasometer.ingest.normalize import Draft
 from gasometer.model import IngestResult, StoredEvent
 from gasometer.store import ledger
-from gasometer.store.identity import add_amounts, candidate_keys
+from gasometer.store.identity import add_amounts, minus_amounts
 from gasometer.store.ledger import Amounts, IdentityRow
 from gasometer.store.store import Store, batch_encoder
 
@@ -57,6 +57,8 @@ class Ingestor:
         self.conn = ledger.connect(store.data_dir)
         self.listeners: list[Listener] = []
         self.counters = IngestCounters()
+        self.commit_error: str | None = None
+        """Why the last group commit failed, until one succeeds (then /health is degraded)."""
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="gasometer-writer", daemon=True)
         self._thread.start()
@@ -105,15 +107,15 @@ class Ingestor:
             self._fail(jobs, exc)
             return
         except sqlite3.OperationalError as exc:
-            error: Exception = exc
             if "full" in str(exc).lower():
-                error = StorageFull("disk full: ingest refused until space is freed")
-            self._fail(jobs, error)
+                self._fail(jobs, StorageFull("disk full: ingest refused until space is freed"))
+                return
+            self._fail_commit(jobs, exc)
             return
         except Exception as exc:
-            log.exception("ingest commit failed")
-            self._fail(jobs, exc)
+            self._fail_commit(jobs, exc)
             return
+        self.commit_error = None
         stored = batch.stored
         if stored:
             self.store.add_pending(batch_id, time.time(), stored, batch.identities)
@@ -130,6 +132,13 @@ class Ingestor:
                 except Exception:
                     log.exception("live listener failed")
 
+    def _fail_commit(self, jobs: list[_Job], exc: Exception) -> None:
+        """The ledger refused the commit for another reason than a full disk (a damaged
+        ledger, say): nothing is acknowledged, /health turns degraded, clients may retry."""
+        log.error("ingest commit failed: %s", exc)
+        self.commit_error = f"ingest cannot commit: {exc}".splitlines()[0]
+        self._fail(jobs, IngestUnavailable("ingest cannot commit right now (see /health)"))
+
     def _fail(self, jobs: list[_Job], error: Exception) -> None:
         if isinstance(error, StorageFull):
             self.counters.refused_full += len(jobs)
@@ -139,10 +148,10 @@ class Ingestor:
     def _apply(self, jobs: list[_Job]) -> tuple[list[IngestResult], _Batch, int]:
         with ledger.transaction(self.conn) as conn:
             batch = _Batch(conn, self.store, ledger.next_event_id(conn))
-            results = [batch.add_all(job.drafts, batch.prefetch(job.drafts)) for job in jobs]
+            results = [batch.add_all(job.drafts) for job in jobs]
             batch_id = ledger.next_batch_id(conn)
             if batch.stored:
-                ledger.save_totals(conn, batch.new_totals)
+                ledger.save_totals(conn, ((s, t, a) for (s, t), a in batch.new_totals.items()))
                 payload = batch_encoder.encode(batch.stored)
                 ledger.append_batch(conn, batch_id, len(batch.stored), payload)
                 ledger.set_next_batch_id(conn, batch_id + 1)
@@ -160,73 +169,76 @@ class _Batch:
         self.stored: list[StoredEvent] = []
         self.known: dict[bytes, IdentityRow] = {}
         self.identities: dict[bytes, IdentityRow] = {}
-        self.totals: dict[str, list[tuple[int, Amounts]]] = {}
-        self.new_totals: list[tuple[str, int, Amounts]] = []
+        self.points: dict[str, dict[int, Amounts]] = {}
+        self.new_totals: dict[tuple[str, int], Amounts] = {}
 
-    def prefetch(self, drafts: Sequence[Draft]) -> list[tuple[bytes, ...]]:
-        """Every draft's candidate keys, looked up in unflushed batches, then in one query."""
-        all_keys = [candidate_keys(d.digest, d.ended_at_us, d.event_id is not None) for d in drafts]
+    def prefetch(self, drafts: Sequence[Draft]) -> None:
+        """Every increment's identity, looked up in unflushed batches, then in one query."""
         missing = []
-        for keys in all_keys:
-            for key in keys:
-                if key in self.known:
-                    continue
-                row = self.store.recent_identity(key)
-                if row is not None:
-                    self.known[key] = row
-                else:
-                    missing.append(key)
+        for draft in drafts:
+            key = draft.digest
+            if draft.kind == "total" or key in self.known:
+                continue
+            row = self.store.recent_identity(key)
+            if row is not None:
+                self.known[key] = row
+            else:
+                missing.append(key)
         self.known.update(ledger.lookup_identities(self.conn, missing))
-        return all_keys
 
-    def add_all(self, drafts: Sequence[Draft], keys: list[tuple[bytes, ...]]) -> IngestResult:
-        accepted = 0
-        for draft, candidates in zip(drafts, keys, strict=True):
-            accepted += self.add(draft, candidates)
+    def add_all(self, drafts: Sequence[Draft]) -> IngestResult:
+        """Apply the rules to one request's drafts, in order."""
+        self.prefetch(drafts)
+        accepted = sum(self.add(draft) for draft in drafts)
         return IngestResult(accepted=accepted, duplicates=len(drafts) - accepted)
 
-    def add(self, draft: Draft, keys: tuple[bytes, ...]) -> bool:
+    def add(self, draft: Draft) -> bool:
         """Store the draft (or the part of it that is new); False if it is a duplicate."""
-        key, seen = self._find(keys)
+        if draft.kind == "total":
+            return self._add_total(draft)
+        key = draft.digest
+        seen = self.known.get(key)
         if seen is None:
             amounts = draft.amounts if draft.event_id is not None else None
-            if draft.kind == "total":
-                self._remember(keys[0], IdentityRow(0, None))
-                self._store(draft, 0, self._total_increment(draft))
-            else:
-                self._remember(keys[0], IdentityRow(0, amounts))
-                self._store(draft, 0, draft.amounts)
+            self._remember(key, IdentityRow(0, amounts))
+            self._store(draft, 0, draft.amounts)
             return True
-        if draft.kind != "total" and seen.amounts and _grew(seen.amounts, draft.amounts):
+        if seen.amounts and _grew(seen.amounts, draft.amounts):
             revision = seen.revision + 1
             self._remember(key, IdentityRow(revision, draft.amounts))
-            self._store(draft, revision, _minus(draft.amounts, seen.amounts))
+            self._store(draft, revision, minus_amounts(draft.amounts, seen.amounts))
             return True
         return False
-
-    def _find(self, keys: tuple[bytes, ...]) -> tuple[bytes, IdentityRow | None]:
-        for key in keys:
-            row = self.known.get(key)
-            if row is not None:
-                return key, row
-        return keys[0], None
 
     def _remember(self, key: bytes, row: IdentityRow) -> None:
         self.known[key] = row
         self.identities[key] = row
 
-    def _total_increment(self, draft: Draft) -> Amounts:
-        points = self.totals.get(draft.session_id)
+    def _add_total(self, draft: Draft) -> bool:
+        """A running-total point: new, or larger than the same point seen before (a point
+        is one moment of one session, whatever event_id it comes with). The stored
+        increment is what the point changes in the session's value."""
+        points = self.points.get(draft.session_id)
         if points is None:
             points = ledger.session_totals(self.conn, draft.session_id)
-            self.totals[draft.session_id] = points
+            self.points[draft.session_id] = points
+        old = points.get(draft.ended_at_us)
+        if old is not None and not _larger_total(draft.amounts, old):
+            return False
         before = session_value(points)
-        points.append((draft.ended_at_us, draft.amounts))
-        points.sort(key=lambda p: p[0])
-        self.new_totals.append((draft.session_id, draft.ended_at_us, draft.amounts))
-        return _minus(session_value(points), before)
+        points[draft.ended_at_us] = draft.amounts
+        self.new_totals[(draft.session_id, draft.ended_at_us)] = draft.amounts
+        increment = minus_amounts(session_value(points), before)
+        self._store(draft, 0 if old is None else 1, increment, running_total=draft.amounts)
+        return True
 
-    def _store(self, draft: Draft, revision: int, amounts: Amounts) -> None:
+    def _store(
+        self,
+        draft: Draft,
+        revision: int,
+        amounts: Amounts,
+        running_total: Amounts | None = None,
+    ) -> None:
         self.stored.append(
             StoredEvent(
                 id=self.next_id,
@@ -248,28 +260,31 @@ class _Batch:
                 output_tokens=amounts[2],
                 cache_creation_tokens=amounts[3],
                 cache_read_tokens=amounts[4],
+                running_total=running_total,
             )
         )
         self.next_id += 1
 
 
-def session_value(points: Sequence[tuple[int, Amounts]]) -> Amounts:
-    """A session's cost from its running totals (time-ordered): the sum of each run's last
-    total, where a run ends when the total falls (the agent started a new transcript)."""
+def session_value(points: dict[int, Amounts]) -> Amounts:
+    """A session's cost from its running-total points: the sum of each run's last total,
+    taken in time order, where a run ends when the total falls (the agent started a new
+    transcript)."""
     total = ZERO
     run_end: Amounts | None = None
-    for _, amounts in points:
+    for _, amounts in sorted(points.items()):
         if run_end is not None and amounts[0] < run_end[0]:
             total = add_amounts(total, run_end)
         run_end = amounts
     return total if run_end is None else add_amounts(total, run_end)
 
 
+def _larger_total(new: Amounts, old: Amounts) -> bool:
+    """A later report of the same point: more cost, or as much cost and more tokens."""
+    return (new[0], sum(new[1:])) > (old[0], sum(old[1:]))
+
+
 def _grew(old: Amounts, new: Amounts) -> bool:
     """A later version of a streamed response: no count smaller, some count larger."""
     no_smaller = all(n >= o for n, o in zip(new[1:], old[1:], strict=True))
     return no_smaller and sum(new[1:]) > sum(old[1:])
-
-
-def _minus(a: Amounts, b: Amounts) -> Amounts:
-    return (a[0] - b[0], a[1] - b[1], a[2] - b[2], a[3] - b[3], a[4] - b[4])

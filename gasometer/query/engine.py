@@ -131,7 +131,8 @@ def _union(files: tuple[str, ...], pending_sql: str) -> str:
     if not files:
         return pending_sql
     return (
-        f"SELECT * FROM read_parquet({parquet_list_sql(files)}, hive_partitioning = true) "
+        f"SELECT * FROM read_parquet({parquet_list_sql(files)}, hive_partitioning = true, "
+        "union_by_name = true) "
         f"UNION ALL BY NAME {pending_sql}"
     )
 

@@ -28,18 +28,26 @@ class Health(msgspec.Struct):
     wal_backlog_batches: int
     disk_ok: bool
     last_error: str | None
+    quarantined_batches: int = 0
+    quarantined_events: int = 0
     retention_days: float | None = None
     retention_horizon: str | None = None
     raw_events_since: str | None = None
 
 
-def health_report(store: Store, engine: QueryEngine) -> Health:
-    """The health of a store (shared by `GET /health` and `gasometer health`)."""
+def health_report(store: Store, engine: QueryEngine, ingest_error: str | None = None) -> Health:
+    """The health of a store (shared by `GET /health` and `gasometer health`): degraded
+    while the disk is full, ingest cannot commit, a background step fails, or a batch sits
+    in quarantine."""
     count, first, last = engine.run("health_counts", {}).rows[0]
     files = store.files()
     batches, events = store.wal_backlog()
     disk_ok = store.check_free_space()
-    error = store.last_error
+    errors = [e for e in (ingest_error, store.last_error) if e]
+    quarantined = store.quarantined()
+    if quarantined:
+        errors.append(f"{len(quarantined)} batch(es) in quarantine: see `gasometer quarantine`")
+    error = "; ".join(errors) or None
     kept = retention.status(store)
     return Health(
         status="ok" if disk_ok and error is None else "degraded",
@@ -53,6 +61,8 @@ def health_report(store: Store, engine: QueryEngine) -> Health:
         wal_backlog_batches=batches,
         disk_ok=disk_ok,
         last_error=error,
+        quarantined_batches=len(quarantined),
+        quarantined_events=sum(q.events for q in quarantined),
         retention_days=kept.retention_days,
         retention_horizon=kept.retention_horizon,
         raw_events_since=kept.raw_events_since,

@@ -7,9 +7,7 @@ from typing import NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from gasometer.errors import BadRequest
-
-FAR_PAST = datetime(2000, 1, 1, tzinfo=UTC)
-FAR_FUTURE = datetime(2100, 1, 1, tzinfo=UTC)
+from gasometer.model import FAR_FUTURE, FAR_PAST
 
 
 class Window(NamedTuple):

@@ -12,6 +12,15 @@ from msgspec.structs import astuple
 from gasometer.model import StoredEvent
 
 UTC_US = pa.timestamp("us", tz="UTC")
+AMOUNTS = pa.struct(
+    [
+        ("cost_usd", pa.float64()),
+        ("input_tokens", pa.int64()),
+        ("output_tokens", pa.int64()),
+        ("cache_creation_tokens", pa.int64()),
+        ("cache_read_tokens", pa.int64()),
+    ]
+)
 
 EVENT_SCHEMA = pa.schema(
     [
@@ -34,10 +43,13 @@ EVENT_SCHEMA = pa.schema(
         ("output_tokens", pa.int64()),
         ("cache_creation_tokens", pa.int64()),
         ("cache_read_tokens", pa.int64()),
+        ("running_total", AMOUNTS),
         ("month", pa.string()),
     ]
 )
-"""`month` (YYYY-MM of ended_at, UTC) is the Hive partition key: a directory, not a column."""
+"""`month` (YYYY-MM of ended_at, UTC) is the Hive partition key: a directory, not a column.
+`running_total` is set on `kind: total` rows only: the session's total the row came from.
+Files written before it existed lack the column; readers use `union_by_name`."""
 
 _FIELD_OF_COLUMN = {
     "started_at": "started_at_us",
@@ -46,6 +58,7 @@ _FIELD_OF_COLUMN = {
 
 
 DAY_US = 86_400_000_000
+_AMOUNT_NAMES = tuple(f.name for f in AMOUNTS)
 
 
 @functools.cache
@@ -72,8 +85,14 @@ def events_to_arrow(events: Sequence[StoredEvent]) -> pa.Table:
             columns.append(pa.array([month_of_us(us) for us in days], type=pa.string()))
         else:
             values = by_field[_FIELD_OF_COLUMN.get(field.name, field.name)]
+            if field.name == "running_total":
+                values = tuple(_amounts_dict(v) for v in values)
             columns.append(pa.array(values, type=field.type))
     return pa.Table.from_arrays(columns, schema=EVENT_SCHEMA)
+
+
+def _amounts_dict(values: tuple | None) -> dict | None:
+    return None if values is None else dict(zip(_AMOUNT_NAMES, values, strict=True))
 
 
 def empty_events() -> pa.Table:

@@ -9,20 +9,23 @@ transaction, so a crash at any point leaves either the old or the new set of fil
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import math
 import os
 import shutil
+import sqlite3
 import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
+import duckdb
 import msgspec
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -30,9 +33,11 @@ import pyarrow.compute as pc
 from gasometer import duck
 from gasometer.config import Settings
 from gasometer.errors import GasometerError
+from gasometer.faults import pause_point
 from gasometer.model import StoredEvent
 from gasometer.resources import query_text
-from gasometer.store import ledger, retention
+from gasometer.store import catalog, ledger, retention
+from gasometer.store.catalog import BATCHES_KEY, CatalogError, encode_batches, union_batches
 from gasometer.store.identity import replay_identities
 from gasometer.store.ledger import FileEntry, IdentityRow
 from gasometer.store.parquet import copy_to_parquet, parquet_list_sql
@@ -40,7 +45,11 @@ from gasometer.store.schema import empty_events, events_to_arrow, month_of_us
 
 log = logging.getLogger("gasometer.store")
 
-DATASETS = ("events", "hourly")
+DATASETS = catalog.DATASETS
+ENVIRONMENT_ERRORS = (OSError, duckdb.IOException, sqlite3.OperationalError)
+"""Failures of the machine (disk full, I/O), retried as they are; any other failure of
+one batch's flush is that batch's own, and it is quarantined so the rest keeps flowing."""
+COMPACTION_BACKOFF_S = 600.0
 _batch_decoder = msgspec.msgpack.Decoder(list[StoredEvent])
 batch_encoder = msgspec.msgpack.Encoder()
 
@@ -89,16 +98,28 @@ class Store:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock_handle: int | None = None
-        self.last_error: str | None = None
+        self.errors: dict[str, str] = {}
+        """The last failure of each background step (flush, compact, ...), until it succeeds."""
+        self._compaction_skip: dict[str, float] = {}
         self._retention_due = 0.0
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if not readonly:
             self._take_ownership()
-        self.conn = ledger.connect(self.data_dir)
+        try:
+            self.conn = open_ledger(self.data_dir)
+        except BaseException:
+            self._release()
+            raise
         self._duck = duck.connect(threads=2, memory_limit=settings.query_memory_limit)
         if not readonly:
-            self._sweep_orphans()
+            self._upgrade_identity_keys()
+            self.sweep_unfinished_writes()
         self._load()
+
+    @property
+    def last_error(self) -> str | None:
+        """The background steps' current failures in one line, or None when all is well."""
+        return "; ".join(self.errors.values()) or None
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -113,15 +134,29 @@ class Store:
             ) from None
         self._lock_handle = fd
 
+    def _release(self) -> None:
+        if self._lock_handle is not None:
+            os.close(self._lock_handle)
+            self._lock_handle = None
+
+    def _upgrade_identity_keys(self) -> None:
+        """Re-key an identity index written by an earlier version, from the event files."""
+        if ledger.get_meta(self.conn, "identity_format") == ledger.IDENTITY_FORMAT:
+            return
+        paths = [str(self.data_dir / f.path) for f in ledger.live_files(self.conn, "events")]
+        if paths or self.conn.execute("SELECT 1 FROM identity LIMIT 1").fetchone():
+            log.info("re-keying the identity index from %d event files", len(paths))
+        ledger.replace_identity_index(self.conn, catalog.state_from_files(paths).identities)
+
     def _load(self) -> None:
         with self._lock:
             self.raw_horizon_us = retention.applied_horizon(self.conn)
             self._files = {f.path: f for f in ledger.live_files(self.conn)}
             self._pending = []
             self._recent = {}
-            for batch_id, created, payload in ledger.pending_batches(self.conn):
+            for batch_id, created, payload, indexed in ledger.pending_batches(self.conn):
                 events = _batch_decoder.decode(payload)
-                identities = replay_identities(events, self._replay_lookup)
+                identities = {} if indexed else replay_identities(events, self._replay_lookup)
                 self._remember(batch_id, identities)
                 self._pending.append(
                     PendingBatch(batch_id, created, events_to_arrow(events), identities)
@@ -141,19 +176,19 @@ class Store:
         found = self._recent.get(key)
         return found[1] if found else None
 
-    def _sweep_orphans(self) -> None:
-        """Remove what an interrupted flush or compaction left behind (never live files)."""
-        live = {f.path for f in ledger.live_files(self.conn)}
-        for dataset in DATASETS:
-            root = self.data_dir / dataset
-            if not root.exists():
-                continue
-            for path in root.rglob("*"):
-                rel = path.relative_to(self.data_dir).as_posix()
-                if path.is_file() and rel not in live:
-                    log.info("removing orphan file %s", rel)
-                    path.unlink()
-        self.delete_retired(grace_s=0)
+    def sweep_unfinished_writes(self) -> None:
+        """Remove the files of a flush or compaction that never published (and only those:
+        a file the catalog does not know is left alone, see `gasometer rebuild-catalog`)."""
+        with self._flush_lock:
+            live = {f.path for f in ledger.live_files(self.conn)}
+            unfinished = ledger.unfinished_writes(self.conn)
+            for rel in unfinished:
+                if rel not in live:
+                    log.info("removing unpublished file %s", rel)
+                    (self.data_dir / rel).unlink(missing_ok=True)
+            if unfinished:
+                ledger.end_writes(self.conn, unfinished)
+            self.delete_retired(grace_s=0 if self._thread is None else None)
 
     def start(self) -> None:
         """Flush, compact and clean up in a background thread until `close()`."""
@@ -174,23 +209,32 @@ class Store:
                 log.warning("final flush failed, events stay in the WAL: %s", exc)
         self.conn.close()
         self._duck.close()
-        if self._lock_handle is not None:
-            os.close(self._lock_handle)
-            self._lock_handle = None
+        self._release()
 
     def _run(self) -> None:
+        steps = {
+            "flush": lambda: self.flush(force=False),
+            "compaction": self.compact,
+            "cleanup": self.delete_retired,
+            "retention": self._retention_if_due,
+        }
         while not self._stop.wait(0.25):
-            try:
-                if self._flush_due():
-                    self.flush()
-                self.compact()
-                self.delete_retired()
-                self._retention_if_due()
-                self.last_error = None
-            except Exception as exc:
-                self.last_error = str(exc)
-                log.warning("background flush/compaction failed (will retry): %s", exc)
+            failed = False
+            for name, step in steps.items():
+                failed |= not self._run_step(name, step)
+            if failed:
                 self._stop.wait(2.0)
+
+    def _run_step(self, name: str, step: Callable[[], object]) -> bool:
+        """One background step; its failure is recorded and never stops the others."""
+        try:
+            step()
+        except Exception as exc:
+            self.errors[name] = f"{name}: {exc}"
+            log.warning("background %s failed (will retry): %s", name, exc)
+            return False
+        self.errors.pop(name, None)
+        return True
 
     # -- readers ---------------------------------------------------------------------
 
@@ -259,36 +303,99 @@ class Store:
         return events >= self.settings.flush_max_events or age >= self.settings.flush_interval_s
 
     def flush(self, force: bool = True) -> int:
-        """Write every pending batch to Parquet (events and hourly rollup); returns rows."""
+        """Write every pending batch to Parquet (events and hourly rollup); returns rows.
+
+        If the batches together fail to flush, each is tried alone: one that fails alone
+        for a reason of its own (not the disk) is quarantined, and the others are flushed."""
         with self._flush_lock:
             with self._lock:
                 batches = list(self._pending)
             if not batches or (not force and not self._flush_due()):
                 return 0
-            table = pa.concat_tables([b.table for b in batches])
-            tag = f"b{batches[-1].batch_id:012d}-{uuid.uuid4().hex[:8]}"
+            try:
+                return self._flush_batches(batches)
+            except ENVIRONMENT_ERRORS:
+                raise
+            except Exception as exc:
+                if len(batches) == 1:
+                    self._quarantine(batches[0], exc)
+                    return 0
+                log.warning("flush of %d batches failed, isolating: %s", len(batches), exc)
+            return sum(self._flush_or_quarantine(batch) for batch in batches)
+
+    def _flush_or_quarantine(self, batch: PendingBatch) -> int:
+        try:
+            return self._flush_batches([batch])
+        except ENVIRONMENT_ERRORS:
+            raise
+        except Exception as exc:
+            self._quarantine(batch, exc)
+            return 0
+
+    def _flush_batches(self, batches: list[PendingBatch]) -> int:
+        table = pa.concat_tables([b.table for b in batches])
+        tag = f"b{batches[-1].batch_id:012d}-{uuid.uuid4().hex[:8]}"
+        months = sorted(set(table.column("month").to_pylist()))
+        flushed = [b.batch_id for b in batches]
+        meta = {BATCHES_KEY: encode_batches(flushed)}
+        planned = [f"{d}/month={m}/{tag}.parquet" for m in months for d in DATASETS]
+        with self._writing(planned):
             new_files: list[FileEntry] = []
-            for month in sorted(set(table.column("month").to_pylist())):
+            for month in months:
                 part = table.filter(pc.equal(table.column("month"), month))
-                new_files += self._write_month(part, month, tag)
-            flushed = [b.batch_id for b in batches]
+                new_files += self._write_month(part, month, tag, meta)
             identities: dict[bytes, IdentityRow] = {}
             for batch in batches:
                 identities.update(batch.identities)
             ledger.publish_flush(self.conn, new_files, flushed, identities)
-            with self._lock:
-                done = set(flushed)
-                self._pending = [b for b in self._pending if b.batch_id not in done]
-                last = flushed[-1]
-                for key in identities:
-                    if self._recent[key][0] <= last:
-                        del self._recent[key]
-                self._files.update({f.path: f for f in new_files})
-                self._changed()
-            log.debug("flushed %d events into %d files", table.num_rows, len(new_files))
-            return table.num_rows
+        with self._lock:
+            done = set(flushed)
+            self._pending = [b for b in self._pending if b.batch_id not in done]
+            self._forget_recent(identities, flushed[-1])
+            self._files.update({f.path: f for f in new_files})
+            self._changed()
+        log.debug("flushed %d events into %d files", table.num_rows, len(new_files))
+        return table.num_rows
 
-    def _write_month(self, part: pa.Table, month: str, tag: str) -> list[FileEntry]:
+    def _forget_recent(self, identities: dict[bytes, IdentityRow], last_batch: int) -> None:
+        for key in identities:
+            if key in self._recent and self._recent[key][0] <= last_batch:
+                del self._recent[key]
+
+    @contextlib.contextmanager
+    def _writing(self, paths: list[str]) -> Iterator[None]:
+        """Record the files about to be written; if publishing them fails, remove them now
+        (not at the next start) and forget the intent."""
+        ledger.begin_writes(self.conn, paths)
+        try:
+            yield
+        except BaseException:
+            for rel in paths:
+                (self.data_dir / rel).unlink(missing_ok=True)
+            with contextlib.suppress(sqlite3.Error):
+                ledger.end_writes(self.conn, paths)
+            raise
+
+    def _quarantine(self, batch: PendingBatch, exc: Exception) -> None:
+        """Set a batch that cannot be flushed aside, durably; it leaves every answer and
+        shows in /health and /metrics until released or dropped (`gasometer quarantine`)."""
+        reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+        log.error(
+            "quarantined batch %d (%d events): %s", batch.batch_id, batch.table.num_rows, reason
+        )
+        ledger.quarantine_batch(self.conn, batch.batch_id, reason, batch.identities)
+        with self._lock:
+            self._pending = [b for b in self._pending if b.batch_id != batch.batch_id]
+            self._forget_recent(batch.identities, batch.batch_id)
+            self._changed()
+
+    def quarantined(self) -> list[ledger.QuarantinedBatch]:
+        """The batches set aside because they could not be flushed."""
+        return ledger.quarantined(self.conn)
+
+    def _write_month(
+        self, part: pa.Table, month: str, tag: str, meta: dict[str, str]
+    ) -> list[FileEntry]:
         self._duck.register("pending_events", part)
         try:
             events_sql = "SELECT * EXCLUDE (month) FROM pending_events ORDER BY ended_at, id"
@@ -297,17 +404,20 @@ class Store:
                 "ORDER BY hour, session_id"
             )
             return [
-                self._write_file("events", month, f"{tag}.parquet", events_sql),
-                self._write_file("hourly", month, f"{tag}.parquet", rollup_sql),
+                self._write_file("events", month, f"{tag}.parquet", events_sql, meta),
+                self._write_file("hourly", month, f"{tag}.parquet", rollup_sql, meta),
             ]
         finally:
             self._duck.unregister("pending_events")
 
-    def _write_file(self, dataset: str, month: str, name: str, sql: str) -> FileEntry:
+    def _write_file(
+        self, dataset: str, month: str, name: str, sql: str, meta: dict[str, str]
+    ) -> FileEntry:
         rel = f"{dataset}/month={month}/{name}"
         dest = self.data_dir / rel
-        rows = copy_to_parquet(self._duck, sql, dest)
-        return FileEntry(rel, dataset, month, rows, dest.stat().st_size, time.time())
+        rows = copy_to_parquet(self._duck, sql, dest, meta)
+        size = dest.stat().st_size
+        return FileEntry(rel, dataset, month, rows, size, time.time(), meta[BATCHES_KEY])
 
     # -- compaction ------------------------------------------------------------------
 
@@ -320,13 +430,27 @@ class Store:
         replaced = 0
         with self._flush_lock:
             groups: dict[tuple[str, str], list[FileEntry]] = defaultdict(list)
+            now = time.monotonic()
             for entry in self.files():
-                if entry.rows < self.settings.compact_target_rows:
+                if entry.rows < self.settings.compact_target_rows and (
+                    self._compaction_skip.get(entry.path, 0.0) <= now
+                ):
                     groups[(entry.dataset, entry.partition)].append(entry)
+            failures = []
             for (dataset, month), entries in sorted(groups.items()):
                 for chosen in self._merge_sets(entries, full):
-                    self._merge(dataset, month, chosen)
+                    try:
+                        self._merge(dataset, month, chosen)
+                    except ENVIRONMENT_ERRORS:
+                        raise
+                    except Exception as exc:
+                        failures.append(f"{dataset}/{month}: {exc}")
+                        for entry in chosen:
+                            self._compaction_skip[entry.path] = now + COMPACTION_BACKOFF_S
+                        continue
                     replaced += len(chosen)
+        if failures:
+            raise RuntimeError("; ".join(failures) + " (other partitions were compacted)")
         return replaced
 
     def _merge_sets(self, entries: list[FileEntry], full: bool) -> list[list[FileEntry]]:
@@ -341,20 +465,22 @@ class Store:
         return [files for files in tiers.values() if len(files) >= fan_in]
 
     def _merge(self, dataset: str, month: str, chosen: list[FileEntry]) -> None:
-        sources = parquet_list_sql([str(self.data_dir / f.path) for f in chosen])
-        relation = f"read_parquet({sources}, hive_partitioning = true)"
+        relation = _files_relation([str(self.data_dir / f.path) for f in chosen])
         if dataset == "events":
             sql = f"SELECT * EXCLUDE (month) FROM {relation} ORDER BY ended_at, id"
         else:
             merge = query_text("rollup_merge").replace("rollup_rows", relation)
             sql = f"SELECT * EXCLUDE (month) FROM ({merge}) ORDER BY hour, session_id"
         name = f"c{time.time_ns()}-{uuid.uuid4().hex[:8]}.parquet"
-        entry = self._write_file(dataset, month, name, sql)
-        expected = sum(f.rows for f in chosen)
-        if dataset == "events" and entry.rows != expected:
-            (self.data_dir / entry.path).unlink()
-            raise RuntimeError(f"compaction of {month} wrote {entry.rows} rows, not {expected}")
-        self._replace(entry, chosen)
+        meta = {BATCHES_KEY: union_batches(chosen)}
+        rel = f"{dataset}/month={month}/{name}"
+        with self._writing([rel]):
+            entry = self._write_file(dataset, month, name, sql, meta)
+            pause_point("compaction-written")
+            expected = sum(f.rows for f in chosen)
+            if dataset == "events" and entry.rows != expected:
+                raise RuntimeError(f"compaction of {month} wrote {entry.rows} rows, not {expected}")
+            self._replace(entry, chosen)
 
     def _replace(self, entry: FileEntry, replaced: Sequence[FileEntry]) -> None:
         """Publish `entry` in place of `replaced` (one ledger transaction), then show it."""
@@ -382,13 +508,17 @@ class Store:
         return rebuilt
 
     def _rebuild_month(self, month: str, files: list[FileEntry]) -> None:
-        raw = [str(self.data_dir / f.path) for f in files if f.dataset == "events"]
-        relation = f"read_parquet({parquet_list_sql(raw)}, hive_partitioning = true)"
+        relation = _files_relation(
+            [str(self.data_dir / f.path) for f in files if f.dataset == "events"]
+        )
         rollup = query_text("rollup_hourly").replace("FROM pending_events", f"FROM {relation}")
         sql = f"SELECT * EXCLUDE (month) FROM ({rollup}) ORDER BY hour, session_id"
         name = f"r{time.time_ns()}-{uuid.uuid4().hex[:8]}.parquet"
-        entry = self._write_file("hourly", month, name, sql)
-        self._replace(entry, [f for f in files if f.dataset == "hourly"])
+        replaced = [f for f in files if f.dataset == "hourly"]
+        meta = {BATCHES_KEY: union_batches(replaced)}
+        with self._writing([f"hourly/month={month}/{name}"]):
+            entry = self._write_file("hourly", month, name, sql, meta)
+            self._replace(entry, replaced)
 
     def apply_retention(self, days: float, now: float | None = None) -> retention.Outcome:
         """Retire raw event files wholly older than `days` (rollups stay; see retention.py)."""
@@ -417,3 +547,30 @@ class Store:
         if paths:
             ledger.forget_retired(self.conn, paths)
         return len(paths)
+
+
+def _files_relation(paths: list[str]) -> str:
+    """Several Parquet files as one relation (older files may lack newer columns)."""
+    return (
+        f"read_parquet({parquet_list_sql(paths)}, hive_partitioning = true, union_by_name = true)"
+    )
+
+
+def open_ledger(data_dir: Path) -> sqlite3.Connection:
+    """Open the ledger of a data directory, refusing (with how to recover) when it is
+    missing beside existing data files, or unreadable."""
+    path = data_dir / ledger.LEDGER_FILE
+    if not path.exists() and catalog.has_data_files(data_dir):
+        raise CatalogError(
+            f"{path.name} is missing but {data_dir} holds data files; nothing was changed. "
+            f"Recreate it from the files with: gasometer rebuild-catalog --data-dir {data_dir}"
+        )
+    try:
+        conn = ledger.connect(data_dir)
+        conn.execute("SELECT count(*) FROM files").fetchone()
+        return conn
+    except sqlite3.DatabaseError as exc:
+        raise CatalogError(
+            f"{path.name} in {data_dir} is unreadable ({exc}); nothing was changed. "
+            f"Recreate it from the files with: gasometer rebuild-catalog --data-dir {data_dir}"
+        ) from None
