@@ -43,6 +43,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     compact_min_files: int = 8
     compact_target_rows: int = 4_000_000
     retired_file_grace_s: float = 120.0
+    identity_seal_rows: Annotated[int, msgspec.Meta(ge=1)] = 200_000
     min_free_bytes: int = 64 * 1024 * 1024
     ws_queue_size: int = 1000
     query_threads: int = 2

@@ -335,7 +335,7 @@ def test_sigkill_during_rebuild_leaves_the_directory_as_it_was(
     assert post(srv.url, sent).json()["accepted"] == 0
 
 
-def test_a_ledger_with_a_zeroed_tail_makes_health_degraded(
+def test_a_ledger_with_a_zeroed_tail_is_refused_then_rebuilt(
     tmp_path: Path, server_factory: ServerFactory
 ) -> None:
     data_dir = tmp_path / "data"
@@ -343,18 +343,41 @@ def test_a_ledger_with_a_zeroed_tail_makes_health_degraded(
     assert post(srv.url, history()[:400]).status_code == 202
     with httpx.Client(base_url=srv.url, timeout=30) as client:
         wait_for(client, lambda h: h["wal_backlog_events"] == 0)
+    before = snapshot(srv.url)
     srv.stop()
     path = data_dir / "ledger.sqlite"
     size = path.stat().st_size
     with path.open("r+b") as handle:
         handle.seek(size - 16384)
         handle.write(b"\0" * 16384)
+    refused = cli("serve", "--data-dir", str(data_dir), "--port", "1")
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert "unreadable" in refused.stderr and "rebuild-catalog" in refused.stderr
+    assert cli("rebuild-catalog", "--data-dir", str(data_dir)).returncode == 0
+    assert list(data_dir.glob("ledger.sqlite.replaced-*")), "the damaged ledger is kept"
     srv.start()
-    fresh = event("s-new", 1.0, DAY0, event_id="after-damage")
-    response = post(srv.url, fresh)
-    assert response.status_code == 503, response.text
-    health = httpx.get(f"{srv.url}/health", timeout=30).json()
-    assert health["status"] == "degraded" and "ingest cannot commit" in health["last_error"]
+    assert snapshot(srv.url) == before
+
+
+def test_health_is_degraded_while_ingest_cannot_commit(tmp_path: Path) -> None:
+    """A ledger that fails under a running writer (here: its connection gone)."""
+    from gasometer.errors import IngestUnavailable
+    from gasometer.query.health import health_report
+
+    gm = Gasometer.open(make_settings(tmp_path / "data"), background=False)
+    try:
+        gm.ingest([CostEvent(session_id="a", cost_usd=1.0, ended_at=DAY0)])
+        assert health_report(gm.store, gm.engine, gm.ingestor.commit_error).status == "ok"
+        gm.ingestor.conn.close()
+        with pytest.raises(IngestUnavailable):
+            gm.ingest([CostEvent(session_id="b", cost_usd=1.0, ended_at=DAY0)])
+        report = health_report(gm.store, gm.engine, gm.ingestor.commit_error)
+        assert report.status == "degraded" and "ingest cannot commit" in (report.last_error or "")
+        gm.ingestor.conn = ledger.connect(tmp_path / "data")
+        gm.ingest([CostEvent(session_id="c", cost_usd=1.0, ended_at=DAY0)])
+        assert health_report(gm.store, gm.engine, gm.ingestor.commit_error).status == "ok"
+    finally:
+        gm.close()
 
 
 def test_stored_rows_describe_themselves(tmp_path: Path) -> None:

@@ -184,7 +184,7 @@ class _Batch:
                 self.known[key] = row
             else:
                 missing.append(key)
-        self.known.update(ledger.lookup_identities(self.conn, missing))
+        self.known.update(self.store.identities.lookup(self.conn, missing))
 
     def add_all(self, drafts: Sequence[Draft]) -> IngestResult:
         """Apply the rules to one request's drafts, in order."""

@@ -5,7 +5,8 @@ One SQLite database (WAL mode, fsync on every commit) holds
 - `quarantine`: batches that could not be flushed, set aside (never dropped silently)
   so that everything else keeps flowing; `gasometer quarantine` inspects and releases them;
 - `identity`: every increment identity ever accepted (dedup is forever), with the amounts
-  of its latest version so a larger re-sent version can replace it;
+  of its latest version so a larger re-sent version can replace it; the table holds the
+  newest ones, `identity_runs` names the sealed runs holding the rest (identity_runs.py);
 - `totals`: the running-total points of `kind: total` sessions (each point's largest value);
 - `files`: the catalog of live Parquet files, with the WAL batches each one holds;
 - `writing`: files being written by a flush or compaction not yet published; only these
@@ -36,6 +37,8 @@ CREATE TABLE IF NOT EXISTS quarantine (
     id INTEGER PRIMARY KEY, created_at REAL NOT NULL, events INTEGER NOT NULL,
     payload BLOB NOT NULL, error TEXT NOT NULL, quarantined_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS writing (path TEXT PRIMARY KEY, started_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS identity_runs (
+    name TEXT PRIMARY KEY, seq INTEGER NOT NULL, rows INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS identity (
     key BLOB PRIMARY KEY, revision INTEGER NOT NULL DEFAULT 0,
     cost REAL, input INTEGER, output INTEGER, cache_creation INTEGER, cache_read INTEGER
@@ -151,16 +154,6 @@ def _identity_row(row: tuple) -> IdentityRow:
     return IdentityRow(row[0], amounts)
 
 
-def lookup_identity(conn: sqlite3.Connection, key: bytes) -> IdentityRow | None:
-    """The remembered version of an event identity, or None if never seen."""
-    row = conn.execute(
-        "SELECT revision, cost, input, output, cache_creation, cache_read "
-        "FROM identity WHERE key = ?",
-        (key,),
-    ).fetchone()
-    return None if row is None else _identity_row(row)
-
-
 def lookup_identities(conn: sqlite3.Connection, keys: Sequence[bytes]) -> dict[bytes, IdentityRow]:
     """The remembered versions of many identities at once (absent keys are left out)."""
     found: dict[bytes, IdentityRow] = {}
@@ -180,11 +173,13 @@ def replace_identity_index(conn: sqlite3.Connection, rows: dict[bytes, IdentityR
     """Atomically: the identity index becomes exactly `rows` (a rebuild or a key upgrade)."""
     with transaction(conn):
         conn.execute("DELETE FROM identity")
-        _save_identities(conn, rows)
+        conn.execute("DELETE FROM identity_runs")
+        save_identities(conn, rows)
         set_meta(conn, "identity_format", IDENTITY_FORMAT)
 
 
-def _save_identities(conn: sqlite3.Connection, rows: dict[bytes, IdentityRow]) -> None:
+def save_identities(conn: sqlite3.Connection, rows: dict[bytes, IdentityRow]) -> None:
+    """Add or update identities, in key order (inside the caller's transaction)."""
     conn.executemany(
         "INSERT OR REPLACE INTO identity VALUES (?, ?, ?, ?, ?, ?, ?)",
         (
@@ -192,6 +187,38 @@ def _save_identities(conn: sqlite3.Connection, rows: dict[bytes, IdentityRow]) -
             for key, row in sorted(rows.items())
         ),
     )
+
+
+def hot_identities(conn: sqlite3.Connection) -> list[tuple[bytes, IdentityRow]]:
+    """Every identity in the ledger's table (the part not sealed into runs yet)."""
+    rows = conn.execute(
+        "SELECT key, revision, cost, input, output, cache_creation, cache_read FROM identity"
+    )
+    return [(bytes(r[0]), _identity_row(r[1:])) for r in rows.fetchall()]
+
+
+def identity_runs(conn: sqlite3.Connection) -> list[tuple[str, int]]:
+    """The sealed identity runs, oldest first: (name, rows)."""
+    return conn.execute("SELECT name, rows FROM identity_runs ORDER BY seq").fetchall()
+
+
+def seal_identities(conn: sqlite3.Connection, name: str, rows: int) -> None:
+    """Atomically: the identity table's rows now live in the run `name` (already on disk)."""
+    with transaction(conn):
+        seq = conn.execute("SELECT coalesce(max(seq), 0) + 1 FROM identity_runs").fetchone()[0]
+        conn.execute("INSERT INTO identity_runs VALUES (?, ?, ?)", (name, seq, rows))
+        conn.execute("DELETE FROM identity")
+
+
+def replace_runs(conn: sqlite3.Connection, merged: Sequence[str], name: str, rows: int) -> None:
+    """Atomically: the run `name` takes the place of the runs it merged (their newest seq)."""
+    with transaction(conn):
+        marks = ",".join("?" * len(merged))
+        seq = conn.execute(
+            f"SELECT max(seq) FROM identity_runs WHERE name IN ({marks})", list(merged)
+        ).fetchone()[0]
+        conn.execute(f"DELETE FROM identity_runs WHERE name IN ({marks})", list(merged))
+        conn.execute("INSERT INTO identity_runs VALUES (?, ?, ?)", (name, seq, rows))
 
 
 def session_totals(conn: sqlite3.Connection, session_id: str) -> dict[int, Amounts]:
@@ -261,7 +288,7 @@ def quarantine_batch(
             (error, time.time(), batch_id),
         )
         conn.execute("DELETE FROM batches WHERE id = ?", (batch_id,))
-        _save_identities(conn, identities)
+        save_identities(conn, identities)
 
 
 def quarantined(conn: sqlite3.Connection) -> list[QuarantinedBatch]:
@@ -335,7 +362,7 @@ def publish_flush(
     their identities join the ledger's index (in key order, so pages are written once)."""
     with transaction(conn):
         add_files(conn, new_files)
-        _save_identities(conn, identities)
+        save_identities(conn, identities)
         conn.executemany("DELETE FROM batches WHERE id = ?", ((b,) for b in flushed_batch_ids))
         _done_writing(conn, new_files)
 

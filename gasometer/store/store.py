@@ -39,6 +39,7 @@ from gasometer.resources import query_text
 from gasometer.store import catalog, ledger, retention
 from gasometer.store.catalog import BATCHES_KEY, CatalogError, encode_batches, union_batches
 from gasometer.store.identity import replay_identities
+from gasometer.store.identity_runs import IdentityIndex
 from gasometer.store.ledger import FileEntry, IdentityRow
 from gasometer.store.parquet import copy_to_parquet, parquet_list_sql
 from gasometer.store.schema import empty_events, events_to_arrow, month_of_us
@@ -113,6 +114,11 @@ class Store:
         self._duck = duck.connect(threads=2, memory_limit=settings.query_memory_limit)
         if not readonly:
             self._upgrade_identity_keys()
+        self.identities = IdentityIndex(
+            self.data_dir / "identity", self.conn, settings.identity_seal_rows
+        )
+        if not readonly:
+            self.identities.sweep()
             self.sweep_unfinished_writes()
         self._load()
 
@@ -165,7 +171,7 @@ class Store:
 
     def _replay_lookup(self, key: bytes) -> IdentityRow | None:
         recent = self._recent.get(key)
-        return recent[1] if recent else ledger.lookup_identity(self.conn, key)
+        return recent[1] if recent else self.identities.lookup(self.conn, [key]).get(key)
 
     def _remember(self, batch_id: int, identities: dict[bytes, IdentityRow]) -> None:
         for key, row in identities.items():
@@ -216,6 +222,7 @@ class Store:
             "flush": lambda: self.flush(force=False),
             "compaction": self.compact,
             "cleanup": self.delete_retired,
+            "identity index": self._maintain_identities,
             "retention": self._retention_if_due,
         }
         while not self._stop.wait(0.25):
@@ -224,6 +231,10 @@ class Store:
                 failed |= not self._run_step(name, step)
             if failed:
                 self._stop.wait(2.0)
+
+    def _maintain_identities(self) -> None:
+        with self._flush_lock:
+            self.identities.maintain(self.conn)
 
     def _run_step(self, name: str, step: Callable[[], object]) -> bool:
         """One background step; its failure is recorded and never stops the others."""
@@ -348,6 +359,7 @@ class Store:
             for batch in batches:
                 identities.update(batch.identities)
             ledger.publish_flush(self.conn, new_files, flushed, identities)
+            self.identities.hot_rows += len(identities)
         with self._lock:
             done = set(flushed)
             self._pending = [b for b in self._pending if b.batch_id not in done]
@@ -384,6 +396,7 @@ class Store:
             "quarantined batch %d (%d events): %s", batch.batch_id, batch.table.num_rows, reason
         )
         ledger.quarantine_batch(self.conn, batch.batch_id, reason, batch.identities)
+        self.identities.hot_rows += len(batch.identities)
         with self._lock:
             self._pending = [b for b in self._pending if b.batch_id != batch.batch_id]
             self._forget_recent(batch.identities, batch.batch_id)
@@ -567,7 +580,10 @@ def open_ledger(data_dir: Path) -> sqlite3.Connection:
         )
     try:
         conn = ledger.connect(data_dir)
-        conn.execute("SELECT count(*) FROM files").fetchone()
+        verdict = conn.execute("PRAGMA quick_check(1)").fetchone()[0]
+        if verdict != "ok":
+            conn.close()
+            raise sqlite3.DatabaseError(verdict)
         return conn
     except sqlite3.DatabaseError as exc:
         raise CatalogError(
