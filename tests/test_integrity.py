@@ -408,3 +408,34 @@ def test_stored_rows_describe_themselves(tmp_path: Path) -> None:
     }
     assert by_session["i"] is None
     assert StoredEvent.__struct_fields__[-1] == "running_total"
+
+
+def test_files_of_a_failed_publish_are_removed_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A publish that fails (a full disk at the ledger's commit) leaves no file behind,
+    without waiting for a restart; the next flush publishes everything."""
+    import sqlite3
+
+    gm = Gasometer.open(make_settings(tmp_path / "data"), background=False)
+    try:
+        gm.ingest([CostEvent(session_id="a", cost_usd=1.0, ended_at=DAY0, event_id="x")])
+        real = ledger.publish_flush
+
+        def full_disk(*args: Any, **kwargs: Any) -> None:
+            raise sqlite3.OperationalError("database or disk is full")
+
+        monkeypatch.setattr(ledger, "publish_flush", full_disk)
+        with pytest.raises(sqlite3.OperationalError):
+            gm.store.flush()
+        assert not list((tmp_path / "data").rglob("*.parquet"))
+        assert not ledger.unfinished_writes(gm.store.conn)
+        monkeypatch.setattr(ledger, "publish_flush", real)
+        assert gm.store.flush() == 1
+        on_disk = {
+            p.relative_to(tmp_path / "data").as_posix()
+            for p in (tmp_path / "data").rglob("*.parquet")
+        }
+        assert on_disk == {f.path for f in gm.store.files()}
+    finally:
+        gm.close()
