@@ -5,10 +5,10 @@
 -- overlap it, and a session of a single instant never counts towards concurrency.
 -- `sessions`: the $limit costliest sessions, ordered by start (lanes are packed by the
 -- caller). `concurrency`: a sweep line over +1 (start) and -1 (end) events; `sessions`
--- running from `at` on. `parallel_usd`: each session's cost spread evenly over its
--- interval, summed over the stretches with two or more sessions running (a running sum
--- of cost rates along the same sweep), plus the whole cost of single-instant sessions
--- that happen while another session runs.
+-- running from `at` on. `parallel_usd`: each raw event's cost spread evenly over its own
+-- [started_at, ended_at), summed over the stretches with two or more sessions running (a
+-- running sum of cost rates along the same sweep), plus the cost of each instant event
+-- at whose moment two or more sessions run, its own included.
 -- Parameters: $start, $end (TIMESTAMPTZ, [start, end)), $role, $rig, $worker, $issue
 --   (NULL = any), $limit (BIGINT, sessions listed).
 WITH sessions AS MATERIALIZED (
@@ -34,14 +34,27 @@ ranked AS (
     SELECT *, row_number() OVER (ORDER BY total_usd DESC, session_id) AS cost_rank
     FROM sessions
 ),
+spans AS MATERIALIZED (
+    SELECT session_id, coalesce(started_at, ended_at) AS started_at, ended_at, cost_usd
+    FROM events
+    WHERE ended_at >= $start AND ended_at < $end
+      AND ($role IS NULL OR role = $role)
+      AND ($rig IS NULL OR rig = $rig)
+      AND ($worker IS NULL OR worker = $worker)
+      AND ($issue IS NULL OR issue = $issue)
+),
 deltas AS (
-    SELECT started_at AS moment, 1 AS delta,
-           total_usd / (epoch_us(ended_at) - epoch_us(started_at)) AS rate
+    SELECT started_at AS moment, 1 AS delta, 0.0 AS rate
     FROM sessions WHERE ended_at > started_at
     UNION ALL
-    SELECT ended_at AS moment, -1 AS delta,
-           -total_usd / (epoch_us(ended_at) - epoch_us(started_at)) AS rate
+    SELECT ended_at AS moment, -1 AS delta, 0.0 AS rate
     FROM sessions WHERE ended_at > started_at
+    UNION ALL
+    SELECT started_at, 0, cost_usd / (epoch_us(ended_at) - epoch_us(started_at))
+    FROM spans WHERE ended_at > started_at
+    UNION ALL
+    SELECT ended_at, 0, -cost_usd / (epoch_us(ended_at) - epoch_us(started_at))
+    FROM spans WHERE ended_at > started_at
 ),
 points AS (
     SELECT moment, sum(delta) AS delta, sum(rate) AS rate FROM deltas GROUP BY moment
@@ -57,10 +70,15 @@ running AS MATERIALIZED (
     WINDOW w AS (ORDER BY moment ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
 ),
 instants AS (
-    SELECT coalesce(sum(i.total_usd), 0) AS usd
-    FROM (SELECT * FROM sessions WHERE ended_at = started_at) AS i
-    ASOF JOIN running AS r ON i.started_at >= r.moment
-    WHERE r.running >= 1
+    SELECT coalesce(sum(i.cost_usd), 0) AS usd
+    FROM (
+        SELECT e.ended_at AS moment, e.cost_usd,
+               (s.ended_at = s.started_at OR e.ended_at >= s.ended_at)::INTEGER AS outside
+        FROM spans AS e JOIN sessions AS s USING (session_id)
+        WHERE e.ended_at = e.started_at
+    ) AS i
+    ASOF JOIN running AS r ON i.moment >= r.moment
+    WHERE r.running + i.outside >= 2
 )
 SELECT
     (SELECT count(*) FROM sessions) AS session_total,
@@ -91,7 +109,7 @@ SELECT
     (
         SELECT strftime(moment, '%Y-%m-%dT%H:%M:%S.%fZ')
         FROM running
-        WHERE running > 0
+        WHERE running > 0 AND delta <> 0
         ORDER BY running DESC, moment
         LIMIT 1
     ) AS max_concurrency_at,

@@ -171,20 +171,31 @@ def concurrency_points(spans: list[tuple[datetime, datetime]]) -> list[tuple[dat
     return points
 
 
-def parallel_usd(sessions: dict[str, dict[str, Any]]) -> float:
+def parallel_usd(sessions: dict[str, dict[str, Any]], events: list[Ev]) -> float:
+    """Each event's cost spread over its own span, summed over the stretches (cut at every
+    change point of sessions and events) where two or more sessions run; an instant event
+    counts when two or more sessions run at its moment, its own session included."""
     real = [s for s in sessions.values() if s["end"] > s["start"]]
-    moments = sorted({t for s in real for t in (s["start"], s["end"])})
+    spans = [(e.first, e.end, e.cost) for e in events if e.end > e.first]
+    moments = {t for s in real for t in (s["start"], s["end"])}
+    moments |= {t for first, end, _ in spans for t in (first, end)}
     total = 0.0
-    for a, b in itertools.pairwise(moments):
-        active = [s for s in real if s["start"] <= a and s["end"] >= b]
-        if len(active) >= 2:
-            total += sum(
-                s["usd"] * (b - a).total_seconds() / (s["end"] - s["start"]).total_seconds()
-                for s in active
-            )
-    for s in sessions.values():
-        if s["end"] == s["start"] and any(r["start"] <= s["start"] < r["end"] for r in real):
-            total += s["usd"]
+    for a, b in itertools.pairwise(sorted(moments)):
+        if sum(1 for s in real if s["start"] <= a and s["end"] >= b) < 2:
+            continue
+        total += sum(
+            cost * (b - a).total_seconds() / (end - first).total_seconds()
+            for first, end, cost in spans
+            if first <= a and end >= b
+        )
+    for e in events:
+        if e.end != e.first:
+            continue
+        own = sessions[e.session]
+        running = sum(1 for r in real if r["start"] <= e.end < r["end"])
+        own_running = own["start"] <= e.end < own["end"]
+        if running + (0 if own_running else 1) >= 2:
+            total += e.cost
     return total
 
 
@@ -216,7 +227,8 @@ def iso(moment: datetime) -> str:
 
 
 def expected_timeline(events: list[Ev], lo: datetime, hi: datetime) -> dict[str, Any]:
-    sessions = sessions_of(in_window(events, lo, hi))
+    inside = in_window(events, lo, hi)
+    sessions = sessions_of(inside)
     order = sorted(sessions, key=lambda k: (sessions[k]["start"], sessions[k]["end"], k))
     spans = [(sessions[k]["start"], sessions[k]["end"]) for k in order]
     points = concurrency_points(spans)
@@ -228,7 +240,7 @@ def expected_timeline(events: list[Ev], lo: datetime, hi: datetime) -> dict[str,
         "concurrency": [{"at": iso(t), "sessions": n} for t, n in points],
         "max": peak[1] if peak else 0,
         "max_at": iso(peak[0]) if peak else None,
-        "parallel": parallel_usd(sessions),
+        "parallel": parallel_usd(sessions, inside),
     }
 
 
@@ -387,6 +399,29 @@ def test_timeline_hand_made(tmp_path: Path) -> None:
     assert (got.max_concurrency, got.max_concurrency_at) == (2, iso(t + 10 * m))
     # a: 0.1/min; sub: 0.1/min over 10 min; b: 0.05/min over 30 min of overlap with a
     assert got.parallel_usd == pytest.approx(1.0 + 1.0 + 3.0 + 1.5 + 0.5)
+
+
+def test_parallel_usd_follows_each_events_own_time(tmp_path: Path) -> None:
+    """A session that spends $10 in its first minute, alone, and $2 at the instant it
+    ends (while another runs): only the $2 and the other's overlapping share are parallel
+    (spreading sessions evenly would say 5 + 1.5 + ...)."""
+    t = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+    m = timedelta(minutes=1)
+    rows = [
+        ("gt-a", t, t + m, 10.0),
+        ("gt-a", None, t + 60 * m, 2.0),
+        ("gt-b", t + 30 * m, t + 90 * m, 3.0),
+    ]
+    gm = Gasometer.open(make_settings(tmp_path / "data"), background=False)
+    try:
+        gm.ingest(
+            [CostEvent(session_id=s, started_at=a, ended_at=b, cost_usd=c) for s, a, b, c in rows]
+        )
+        got = analytics.timeline(gm.engine, Filters(), now=t + 2 * 60 * m)
+    finally:
+        gm.close()
+    assert got.max_concurrency == 2
+    assert got.parallel_usd == pytest.approx(2.0 + 1.5)
 
 
 # -- calendar --------------------------------------------------------------------------
