@@ -30,6 +30,7 @@ import pyarrow.compute as pc
 from gasometer import duck
 from gasometer.config import Settings
 from gasometer.errors import GasometerError
+from gasometer.faults import pause_point
 from gasometer.model import StoredEvent
 from gasometer.resources import query_text
 from gasometer.store import ledger, retention
@@ -354,6 +355,7 @@ class Store:
         if dataset == "events" and entry.rows != expected:
             (self.data_dir / entry.path).unlink()
             raise RuntimeError(f"compaction of {month} wrote {entry.rows} rows, not {expected}")
+        pause_point("compact-publish", self.data_dir)
         self._replace(entry, chosen)
 
     def _replace(self, entry: FileEntry, replaced: Sequence[FileEntry]) -> None:
