@@ -103,7 +103,7 @@ class ServerProcess:
     def log_text(self) -> str:
         return self.log_path.read_text() if self.log_path.exists() else ""
 
-    def start(self, timeout: float = 30.0) -> ServerProcess:
+    def start(self, timeout: float = 120.0) -> ServerProcess:
         cmd = [sys.executable, "-m", "gasometer", "serve", "--data-dir", str(self.data_dir)]
         cmd += ["--port", str(self.port)]
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
