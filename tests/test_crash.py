@@ -375,7 +375,7 @@ def test_sigkill_during_monotone_upserts_keeps_the_largest_version(tmp_path: Pat
         output = sum(r["output_tokens"] for r in stored)
         assert output >= 10 * versions and output % 10 == 0, (k, output, versions)
         assert sum(r["cost_usd"] for r in stored) == output / 80
-    with httpx.Client(base_url=srv.url, headers=HEADERS, timeout=10) as client:
+    with httpx.Client(base_url=srv.url, headers=HEADERS, timeout=60) as client:
         for k in range(30):
             for v in range(1, 7):
                 assert client.post("/api/ingest", json=upsert_version(k, v)).status_code == 202

@@ -163,7 +163,7 @@ def stored_events(server: ServerProcess, session_id: str | None = None) -> list[
         params["session_id"] = session_id
     rows: list[dict[str, Any]] = []
     while True:
-        page = httpx.get(server.url + "/api/costs", params=params, timeout=10).json()
+        page = httpx.get(server.url + "/api/costs", params=params, timeout=60).json()
         rows += page["events"]
         if not page["next_cursor"]:
             return rows
