@@ -7,7 +7,7 @@ PORT ?= 8000
 DATA_DIR ?= ./data
 EVENTS ?= 200000
 
-.PHONY: install demo serve test lint bench bench-10m clean
+.PHONY: install tools demo serve test lint bench bench-10m clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -16,6 +16,13 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 install: $(VENV)/.installed
+
+# Node tools the tests run (ccusage 18.0.11, pinned by tools/package-lock.json).
+tools/node_modules/.installed: tools/package.json tools/package-lock.json
+	npm ci --prefix tools --no-audit --no-fund
+	touch $@
+
+tools: tools/node_modules/.installed
 
 demo: install
 	$(BIN)/gasometer demo --data-dir $(DATA_DIR) --events $(EVENTS) --if-empty --host $(HOST) --port $(PORT)
@@ -28,7 +35,7 @@ lint: install
 	$(BIN)/ruff format --check gasometer tests benchmarks
 	$(BIN)/mypy
 
-test: lint
+test: lint tools
 	$(BIN)/pytest -q
 
 bench: install
@@ -38,4 +45,4 @@ bench-10m: install
 	$(BIN)/pytest benchmarks --benchmark-enable --events 10000000 --benchmark-columns=min,median,mean,max,rounds -p no:cacheprovider
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache tools/node_modules

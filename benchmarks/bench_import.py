@@ -1,5 +1,5 @@
 """Import speed on generated transcripts, and a daily report after import, against ccusage
-re-reading everything (when an installed ccusage is found: CCUSAGE_BIN or PATH).
+re-reading everything (ccusage from `make tools`, else CCUSAGE_BIN or PATH).
 
 Size with GASOMETER_BENCH_MB (default 100 MB of transcripts). Run with `make bench`.
 """
@@ -93,6 +93,9 @@ def test_daily_report_after_import(benchmark: pytest.FixtureRequest, imported: G
 
 
 def _ccusage() -> str | None:
+    pinned = Path(__file__).resolve().parent.parent / "tools" / "node_modules" / ".bin" / "ccusage"
+    if pinned.exists():
+        return str(pinned)
     return os.environ.get("CCUSAGE_BIN") or shutil.which("ccusage")
 
 

@@ -1,9 +1,10 @@
-"""Pause points: let a test stop the process at an exact moment (then SIGKILL it there).
+"""Pause points: named places where a test can stop a process to kill it there.
 
-`GASOMETER_PAUSE_AT=<name>` makes `pause_point(name)` write a marker file
-`<GASOMETER_PAUSE_DIR or the working directory>/.paused-<name>` and block forever, so a
-crash test kills the process at that point instead of hoping a sleep lands there.
-Unset (always, outside tests), it costs one dictionary lookup.
+A test that must SIGKILL a process at one exact moment (say, after compaction wrote its
+new file and before it is published) starts the process with `GASOMETER_PAUSE_AT=<name>`.
+When the process reaches `pause_point(<name>, data_dir)` it creates the marker file
+`<data_dir>/.paused-<name>` and blocks forever; the test waits for the marker, then kills.
+Without the variable a pause point costs one environment lookup.
 """
 
 from __future__ import annotations
@@ -12,11 +13,21 @@ import os
 import threading
 from pathlib import Path
 
+PAUSE_ENV = "GASOMETER_PAUSE_AT"
 
-def pause_point(name: str) -> None:
-    """Block here forever if the environment asks to pause at `name`."""
-    if os.environ.get("GASOMETER_PAUSE_AT") != name:
+
+def marker(data_dir: Path, name: str) -> Path:
+    """The file a process paused at `name` creates in `data_dir`."""
+    return data_dir / f".paused-{name}"
+
+
+def pause_point(name: str, data_dir: Path) -> None:
+    """Block forever here when `GASOMETER_PAUSE_AT` names this point (tests only)."""
+    if os.environ.get(PAUSE_ENV) != name:
         return
-    marker = Path(os.environ.get("GASOMETER_PAUSE_DIR", ".")) / f".paused-{name}"
-    marker.write_text(str(os.getpid()))
+    path = marker(data_dir, name)
+    with open(path, "w") as f:
+        f.write(f"{os.getpid()}\n")
+        f.flush()
+        os.fsync(f.fileno())
     threading.Event().wait()

@@ -21,6 +21,40 @@ from gasometer.config import Settings, load_settings
 from gasometer.runtime import Gasometer
 
 TOKEN = "test-token-0123456789"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def ccusage_bin() -> Path:
+    """ccusage 18.0.11 as `make test` installs it (`npm ci --prefix tools`)."""
+    return ROOT / "tools" / "node_modules" / ".bin" / "ccusage"
+
+
+def isolate_home(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
+    """Point HOME and Claude Code's config directory at `home`: nothing of the user running
+    the tests (their ~/.claude/projects, their hook settings) is read or written."""
+    home.mkdir(parents=True, exist_ok=True)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(home / ".claude"))
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A HOME for the session, in place before module-scoped servers start."""
+    home = tmp_path_factory.mktemp("session-home")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        isolate_home(monkeypatch, home)
+        yield home
+
+
+@pytest.fixture(autouse=True)
+def own_home(
+    session_home: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """Every test runs with its own empty HOME (servers it starts inherit it)."""
+    home = tmp_path_factory.mktemp("home")
+    isolate_home(monkeypatch, home)
+    return home
 
 
 def make_settings(data_dir: Path, **overrides: object) -> Settings:
@@ -69,7 +103,7 @@ class ServerProcess:
     def log_text(self) -> str:
         return self.log_path.read_text() if self.log_path.exists() else ""
 
-    def start(self, timeout: float = 30.0) -> ServerProcess:
+    def start(self, timeout: float = 120.0) -> ServerProcess:
         cmd = [sys.executable, "-m", "gasometer", "serve", "--data-dir", str(self.data_dir)]
         cmd += ["--port", str(self.port)]
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -102,7 +136,8 @@ class ServerProcess:
 
 
 def server_env(**extra: str) -> dict[str, str]:
-    """The environment of a test server: ours only, no GASOMETER_* of the developer."""
+    """The environment of a test server: ours only, no GASOMETER_* of the developer, and
+    the test's own HOME (see `own_home`)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GASOMETER_")}
     env.update({"GASOMETER_TOKENS": TOKEN, "GASOMETER_LOG_LEVEL": "warning", **extra})
     return env

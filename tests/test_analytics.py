@@ -822,11 +822,26 @@ def test_bad_budget_tz_is_a_config_error(gm: Gasometer) -> None:
         AlertMonitor(gm.engine, settings, print)
 
 
+def zone_near_noon(now: datetime) -> str:
+    """A fixed-offset zone where it is about noon at `now`: days in it are at least 11
+    hours from ending, so a test's "today" cannot change under it."""
+    offset = 12 - now.hour
+    return "Etc/UTC" if offset == 0 else f"Etc/GMT{'-' if offset > 0 else '+'}{abs(offset)}"
+
+
+def test_zone_near_noon() -> None:
+    for hour in range(24):
+        now = datetime(2026, 11, 20, hour, 30, tzinfo=UTC)
+        assert now.astimezone(ZoneInfo(zone_near_noon(now))).hour == 12
+
+
 def test_alerts_over_websocket(tmp_path: Path) -> None:
     data = tmp_path / "data"
     data.mkdir()
+    tz = zone_near_noon(datetime.now(UTC))
     (data / "gasometer.toml").write_text(
-        "budget_daily_usd = 10.0\nbudget_warn_ratio = 0.5\n[rig_budgets.gt]\ndaily_usd = 3.0\n"
+        f'budget_tz = "{tz}"\nbudget_daily_usd = 10.0\nbudget_warn_ratio = 0.5\n'
+        "[rig_budgets.gt]\ndaily_usd = 3.0\n"
     )
     proc = ServerProcess(data, free_port(), server_env())
     proc.start()
@@ -835,7 +850,8 @@ def test_alerts_over_websocket(tmp_path: Path) -> None:
     try:
         with ws_connect(f"ws://127.0.0.1:{proc.port}/ws/live") as ws:
             threading.Thread(target=_read_all, args=(ws, messages), daemon=True).start()
-            time.sleep(0.2)
+            ws.send(json.dumps({"filter": {}}))  # answered once the socket is subscribed
+            _wait_until(messages, lambda m: m["type"] == "filter")
             now = datetime.now(UTC)
             for index, (session, usd) in enumerate(plan):
                 ended = (now - timedelta(seconds=10 - index)).isoformat()
@@ -848,13 +864,14 @@ def test_alerts_over_websocket(tmp_path: Path) -> None:
                 r = httpx.post(proc.url + "/api/ingest", json=event, headers=_auth())
                 assert r.status_code == 202, r.text
                 _wait_for(messages, f"step-{index}")
-            time.sleep(0.5)
+            _wait_until(messages, lambda m: m.get("level") == "exceeded" and not m.get("name"))
     finally:
         proc.stop()
     log = proc.log_text()
     flow = [
         m["event"]["issue"] if m["type"] == "event" else (m["scope"], m["level"], m["period"])
         for m in messages
+        if m["type"] in ("event", "alert")
     ]
     assert flow == [
         "step-0",
@@ -881,12 +898,17 @@ def _read_all(ws: Any, out: list[dict[str, Any]]) -> None:
 
 
 def _wait_for(messages: list[dict[str, Any]], issue: str) -> None:
-    deadline = time.monotonic() + 5
+    _wait_until(messages, lambda m: m.get("event", {}).get("issue") == issue)
+
+
+def _wait_until(messages: list[dict[str, Any]], found: Any, timeout: float = 60) -> None:
+    """Wait for a live message that satisfies `found` (a generous limit for a slow box)."""
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if any(m.get("event", {}).get("issue") == issue for m in list(messages)):
+        if any(found(m) for m in list(messages)):
             return
         time.sleep(0.02)
-    raise AssertionError(f"no live message for {issue}: {messages}")
+    raise AssertionError(f"no such live message: {messages}")
 
 
 def _auth() -> dict[str, str]:

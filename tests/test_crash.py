@@ -9,6 +9,7 @@ can be traced back to the request that sent it and checked field by field.
 from __future__ import annotations
 
 import json
+import os
 import random
 import signal
 import subprocess
@@ -23,6 +24,7 @@ from typing import Any
 
 import httpx
 
+from gasometer.faults import PAUSE_ENV, marker
 from tests.conftest import TOKEN, ServerProcess, fetch_all_costs, free_port, server_env
 
 HEADERS = {"Authorization": f"Bearer {TOKEN}"}
@@ -66,6 +68,35 @@ class Journal:
     acked: set[tuple[int, int]] = field(default_factory=set)
     failed: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    errors: list[BaseException] = field(default_factory=list)
+    """What went wrong in a client thread (a failed check included): re-raised by `check`."""
+
+    def check(self) -> None:
+        """Fail the test (in the main thread) with the first error of a client thread."""
+        if self.errors:
+            raise self.errors[0]
+
+    def acked_count(self) -> int:
+        with self.lock:
+            return len(self.acked)
+
+
+def wait_for_acks(journal: Journal, count: int, timeout: float = 120) -> None:
+    """Wait until at least `count` requests were acknowledged (a generous limit: reaching
+    it means the server stopped taking work, not that it was slow)."""
+    deadline = time.monotonic() + timeout
+    while journal.acked_count() < count:
+        journal.check()
+        assert time.monotonic() < deadline, f"fewer than {count} requests acknowledged"
+        time.sleep(0.01)
+
+
+def run_client(url: str, t: int, journal: Journal, stop: threading.Event) -> None:
+    """`client_loop`, with any exception kept for the main thread to raise."""
+    try:
+        client_loop(url, t, journal, stop)
+    except BaseException as exc:
+        journal.errors.append(exc)
 
 
 def client_loop(url: str, t: int, journal: Journal, stop: threading.Event) -> None:
@@ -101,7 +132,7 @@ def test_sigkill_at_random_moments_loses_and_doubles_nothing(tmp_path: Path) -> 
     srv = ServerProcess(tmp_path / "data", free_port(), env).start()
     journal, stop = Journal(), threading.Event()
     threads = [
-        threading.Thread(target=client_loop, args=(srv.url, t, journal, stop), daemon=True)
+        threading.Thread(target=run_client, args=(srv.url, t, journal, stop), daemon=True)
         for t in range(THREADS)
     ]
     for thread in threads:
@@ -109,16 +140,21 @@ def test_sigkill_at_random_moments_loses_and_doubles_nothing(tmp_path: Path) -> 
     acked_before_kill = []
     try:
         for _ in range(KILLS):
-            time.sleep(rng.uniform(0.4, 1.6))
+            # Kill only once the (re)started server has acknowledged new work, then at a
+            # random moment after that: every kill interrupts a server that was ingesting.
+            wait_for_acks(journal, journal.acked_count() + rng.randint(5, 40))
+            time.sleep(rng.uniform(0, 0.3))
             srv.kill()
-            acked_before_kill.append(len(journal.acked))
+            acked_before_kill.append(journal.acked_count())
             time.sleep(rng.uniform(0, 0.2))
             srv.start()
-        time.sleep(0.5)
+        wait_for_acks(journal, journal.acked_count() + 5)
     finally:
         stop.set()
         for thread in threads:
             thread.join(timeout=30)
+    journal.check()
+    assert not any(thread.is_alive() for thread in threads)
     assert all(b > a for a, b in zip([0, *acked_before_kill], acked_before_kill, strict=False))
     srv.kill()
     srv.start()
@@ -207,7 +243,8 @@ def check_sql(data_dir: Path, events: int) -> None:
 
 
 def test_sigkill_during_cli_compaction_loses_and_doubles_nothing(tmp_path: Path) -> None:
-    """`gasometer compact` killed at random moments, then run to the end: same events."""
+    """`gasometer compact` killed between writing a merged file and publishing it (a pause
+    point), then at random moments, then run to the end: same events."""
     env = server_env(GASOMETER_FLUSH_INTERVAL_S="0.02", GASOMETER_COMPACT_MIN_FILES="100000")
     srv = ServerProcess(tmp_path / "data", free_port(), env).start()
     journal = Journal()
@@ -224,11 +261,12 @@ def test_sigkill_during_cli_compaction_loses_and_doubles_nothing(tmp_path: Path)
     assert small_files == 24
     rng = random.Random(SEED)
     cmd = [sys.executable, "-m", "gasometer", "compact", "--data-dir", str(srv.data_dir)]
+    for _ in range(3):
+        kill_at_publish(cmd, srv.data_dir)
     interrupted = sum(
-        kill_once_compacting(cmd, srv.data_dir, rng.uniform(0, 0.03)) for _ in range(5)
+        kill_once_compacting(cmd, srv.data_dir, rng.uniform(0, 0.03)) for _ in range(3)
     )
-    assert interrupted >= 1
-    print(f"\ncompaction killed mid-way {interrupted} times of 5")
+    print(f"\ncompaction killed before publishing 3 times, then mid-way {interrupted} of 3")
     subprocess.run(cmd, check=True, capture_output=True, timeout=120)
     files = list((srv.data_dir / "events").rglob("*.parquet"))
     assert len(files) == len({f.parent for f in files}) >= 1
@@ -236,6 +274,27 @@ def test_sigkill_during_cli_compaction_loses_and_doubles_nothing(tmp_path: Path)
     check_store(fetch_all_costs(srv.url, limit=5000), journal)
     srv.stop()
     check_sql(srv.data_dir, 24 * 50)
+
+
+def kill_at_publish(cmd: list[str], data_dir: Path) -> None:
+    """Run `gasometer compact` paused after it wrote a merged file and before it publishes
+    it (`GASOMETER_PAUSE_AT`), and SIGKILL it there."""
+    mark = marker(data_dir, "compact-publish")
+    before = set(data_dir.rglob("*.parquet"))
+    env = {**os.environ, PAUSE_ENV: "compact-publish"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not mark.exists():
+            assert proc.poll() is None, "compaction ended without reaching its publish step"
+            assert time.monotonic() < deadline, "compaction never reached its publish step"
+            time.sleep(0.01)
+        written = {p.name for p in set(data_dir.rglob("*.parquet")) - before}
+        assert any(name.startswith("c") for name in written), written
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    mark.unlink()
 
 
 def kill_once_compacting(cmd: list[str], data_dir: Path, delay: float) -> bool:
@@ -276,13 +335,19 @@ def test_sigkill_during_monotone_upserts_keeps_the_largest_version(tmp_path: Pat
     rng = random.Random(SEED + 1)
     acked: dict[int, int] = {}
     done = threading.Event()
+    errors: list[BaseException] = []
+    pauses = [rng.uniform(0.1, 0.5) for _ in range(4)]
 
     def killer() -> None:
-        for _ in range(4):
-            time.sleep(rng.uniform(0.1, 0.5))
-            srv.kill()
-            srv.start()
-        done.set()
+        try:
+            for pause in pauses:
+                time.sleep(pause)
+                srv.kill()
+                srv.start()
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            done.set()
 
     thread = threading.Thread(target=killer, daemon=True)
     thread.start()
@@ -298,6 +363,8 @@ def test_sigkill_during_monotone_upserts_keeps_the_largest_version(tmp_path: Pat
                     if response.status_code == 202 and response.json()["accepted"]:
                         acked[k] = max(acked.get(k, 0), v)
     thread.join()
+    if errors:
+        raise errors[0]
     rows = fetch_all_costs(srv.url, limit=5000, session_id="ga-crew-stream")
     by_response: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
@@ -308,7 +375,7 @@ def test_sigkill_during_monotone_upserts_keeps_the_largest_version(tmp_path: Pat
         output = sum(r["output_tokens"] for r in stored)
         assert output >= 10 * versions and output % 10 == 0, (k, output, versions)
         assert sum(r["cost_usd"] for r in stored) == output / 80
-    with httpx.Client(base_url=srv.url, headers=HEADERS, timeout=10) as client:
+    with httpx.Client(base_url=srv.url, headers=HEADERS, timeout=60) as client:
         for k in range(30):
             for v in range(1, 7):
                 assert client.post("/api/ingest", json=upsert_version(k, v)).status_code == 202

@@ -79,7 +79,7 @@ def assert_full(response: httpx.Response) -> None:
     assert "disk full" in body["error"] and "refused" in body["error"]
 
 
-def wait_flushed(client: httpx.Client, timeout: float = 20) -> None:
+def wait_flushed(client: httpx.Client, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while client.get("/health").json()["wal_backlog_events"]:
         assert time.monotonic() < deadline, "WAL not flushed after space returned"
@@ -99,7 +99,7 @@ def test_out_of_space_refuses_then_recovers_losing_nothing(
             assert client.post("/api/ingest", json=events).status_code == 202
             acked.append(events)
         fill(small_disk)
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 120
         while "background flush failed" not in srv.log_text():
             assert time.monotonic() < deadline, "the flush did not run into the full disk"
             time.sleep(0.1)

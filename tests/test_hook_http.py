@@ -50,7 +50,7 @@ def items(session: str, start: int, count: int) -> list[Response]:
 
 
 def post_hook(server: ServerProcess, body: bytes, **headers: str) -> httpx.Response:
-    return httpx.post(server.url + "/api/hooks/claude", content=body, headers=headers, timeout=10)
+    return httpx.post(server.url + "/api/hooks/claude", content=body, headers=headers, timeout=60)
 
 
 def test_http_hook_ingests_new_usage_with_gt_headers(

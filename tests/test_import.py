@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -21,12 +20,13 @@ import httpx
 import pytest
 
 from gasometer.config import Settings
+from gasometer.faults import PAUSE_ENV, marker
 from gasometer.importer.fake import UNKNOWN_MODEL, Corpus, Quirks, generate
 from gasometer.importer.run import Importer, ImportProgress, default_paths
 from gasometer.model import CostEvent, IngestResult
 from gasometer.runtime import Gasometer
 from tests.billing import per_day
-from tests.conftest import ServerProcess, make_settings, server_env
+from tests.conftest import ServerProcess, ccusage_bin, make_settings, server_env
 
 DAY_SQL = """
 SELECT CAST(ended_at AS DATE)::VARCHAR AS day, sum(cost_usd), sum(input_tokens)::BIGINT,
@@ -202,16 +202,17 @@ def test_killed_import_process_then_rerun(tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "gasometer", "import", "--quiet", "--data-dir", str(data),
            "--batch-events", "100", str(corpus.root)]  # fmt: skip
     env = server_env()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    while proc.poll() is None and time.monotonic() < deadline:
-        if _files_marked(data) >= 3:
-            break
-        time.sleep(0.005)
+    paused = {**env, PAUSE_ENV: "import-advanced"}
+    proc = subprocess.Popen(cmd, env=paused, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not marker(data, "import-advanced").exists():
+        assert proc.poll() is None, "the import ended before it recorded a first batch"
+        assert time.monotonic() < deadline, "the import never recorded a first batch"
+        time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
-    assert proc.wait() == -signal.SIGKILL, "the import finished before it could be killed"
+    assert proc.wait() == -signal.SIGKILL
     marked = _files_marked(data)
-    assert 3 <= marked < len(corpus.files)
+    assert 1 <= marked < len(corpus.files)
     done = subprocess.run(cmd, env=env, capture_output=True, check=False)
     assert done.returncode == 0, done.stderr
     assert_days_match(days_of(make_settings(data)), truth_days(corpus))
@@ -331,21 +332,25 @@ def test_cli_import_refuses_a_served_data_dir(server: ServerProcess, corpus: Cor
     assert len(lines) == 1 and "POST /api/import" in lines[0]
 
 
+def wait_for_import(url: str, timeout: float = 120) -> dict[str, Any]:
+    """The import status once the import is no longer running."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status: dict[str, Any] = httpx.get(url + "/status").json()
+        if status["state"] != "running" or time.monotonic() > deadline:
+            return status
+        time.sleep(0.05)
+
+
 def test_http_import_and_status(
-    server: ServerProcess, auth: dict[str, str], corpus: Corpus
+    server: ServerProcess, auth: dict[str, str], corpus: Corpus, own_home: Path
 ) -> None:
     url = server.url + "/api/import"
     assert httpx.post(url, json={"paths": [str(corpus.root)]}).status_code == 401
     assert httpx.get(url + "/status").json()["state"] == "idle"
     started = httpx.post(url, json={"paths": [str(corpus.root)]}, headers=auth)
     assert started.status_code == 202, started.text
-    deadline = time.monotonic() + 60
-    status: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        status = httpx.get(url + "/status").json()
-        if status["state"] != "running":
-            break
-        time.sleep(0.05)
+    status = wait_for_import(url)
     assert status["state"] == "finished", status
     assert status["files_done"] == status["files_total"] == len(corpus.files)
     assert (status["accepted"], status["duplicates"]) == (len(corpus.responses), corpus.replayed)
@@ -354,8 +359,15 @@ def test_http_import_and_status(
     days = httpx.get(server.url + "/api/stats/daily", params={"days": 3650}).json()["days"]
     total = sum(d["total_usd"] for d in days)
     assert total == pytest.approx(sum(v[0] for v in truth_days(corpus).values()), abs=1e-6)
+    # No paths: the server's default, its (the test's own) HOME's ~/.claude/projects.
+    mine = generate(own_home / ".claude" / "projects", sessions=3, responses=5, seed=31,
+                    quirks=Quirks.none())  # fmt: skip
     again = httpx.post(url, headers=auth)
-    assert again.status_code == 202
+    assert again.status_code == 202, again.text
+    status = wait_for_import(url)
+    assert status["state"] == "finished", status
+    assert status["files_done"] == status["files_total"] == len(mine.files)
+    assert (status["accepted"], status["duplicates"]) == (len(mine.responses), mine.replayed)
 
 
 def test_http_import_rejects_bad_body(server: ServerProcess, auth: dict[str, str]) -> None:
@@ -373,20 +385,19 @@ def test_unknown_model_counts_are_per_name(tmp_path: Path) -> None:
     assert p.unknown_models == dict(expected) and p.unknown_responses == sum(expected.values())
 
 
-def _ccusage() -> str | None:
-    return os.environ.get("CCUSAGE_BIN") or shutil.which("ccusage")
-
-
-@pytest.mark.skipif(_ccusage() is None, reason="ccusage not installed (npm i -g ccusage@18.0.11)")
 @pytest.mark.parametrize("comparable", [True, False])
 def test_against_real_ccusage(tmp_path: Path, comparable: bool) -> None:
     """Where ccusage is right we agree to the cent and token; elsewhere ccusage's figures are
     exactly what the ccusage model in tests/billing.py predicts, and ours are Anthropic's."""
+    ccusage = ccusage_bin()
+    assert ccusage.exists(), f"{ccusage} missing: `make tools` installs ccusage 18.0.11"
+    version = subprocess.run([str(ccusage), "--version"], capture_output=True, text=True)
+    assert version.stdout.strip() == "18.0.11", version
     quirks = Quirks.ccusage_comparable() if comparable else Quirks()
     corpus = generate(tmp_path / "claude" / "projects", sessions=30, responses=20, seed=14,
                       quirks=quirks)  # fmt: skip
     env = {**os.environ, "CLAUDE_CONFIG_DIR": str(tmp_path / "claude")}
-    cmd = [str(_ccusage()), "daily", "--json", "--mode", "calculate", "--offline",
+    cmd = [str(ccusage), "daily", "--json", "--mode", "calculate", "--offline",
            "--timezone", "UTC"]  # fmt: skip
     out = subprocess.run(cmd, env=env, capture_output=True, check=True, timeout=120).stdout
     theirs = {

@@ -99,7 +99,7 @@ def replay_every_way(url: str, events: list[dict[str, Any]]) -> None:
             }
 
 
-def wait_until(predicate: Any, timeout: float = 20.0, what: str = "condition") -> None:
+def wait_until(predicate: Any, timeout: float = 120.0, what: str = "condition") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():

@@ -313,10 +313,10 @@ def test_sigkill_during_rebuild_leaves_the_directory_as_it_was(
     before = snapshot(srv.url)
     srv.stop()
     (data_dir / "ledger.sqlite").unlink()
-    env = server_env(GASOMETER_PAUSE_AT="rebuild-written", GASOMETER_PAUSE_DIR=str(tmp_path))
+    env = server_env(GASOMETER_PAUSE_AT="rebuild-written")
     cmd = [sys.executable, "-m", "gasometer", "rebuild-catalog", "--data-dir", str(data_dir)]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    marker = tmp_path / ".paused-rebuild-written"
+    marker = data_dir / ".paused-rebuild-written"
     try:
         import time
 

@@ -53,13 +53,7 @@ def test_rebuild_recomputes_a_damaged_rollup(tmp_path: Path) -> None:
             gm.ingest(events[start : start + 100])
             gm.store.flush()
         hourly = [f for f in gm.store.files() if f.dataset == "hourly"]
-        damaged = gm.store.data_dir / hourly[0].path
-        with duckdb.connect() as conn:  # double every cost in one rollup file, in place
-            conn.execute(
-                f"COPY (SELECT * REPLACE (cost_usd * 2 AS cost_usd) FROM '{damaged}') "
-                f"TO '{damaged}.tmp' (FORMAT parquet)"
-            )
-        Path(f"{damaged}.tmp").replace(damaged)
+        double_costs(gm.store.data_dir / hourly[0].path)
         gm.engine.close()
         gm.engine = type(gm.engine)(gm.store)
         assert daily_totals(gm) != pytest.approx(per_day(events))
@@ -75,13 +69,33 @@ def test_rebuild_recomputes_a_damaged_rollup(tmp_path: Path) -> None:
         gm.close()
 
 
+def double_costs(path: Path) -> None:
+    """Damage a rollup file in place: every cost doubled."""
+    with duckdb.connect() as conn:
+        conn.execute(
+            f"COPY (SELECT * REPLACE (cost_usd * 2 AS cost_usd) FROM '{path}') "
+            f"TO '{path}.tmp' (FORMAT parquet)"
+        )
+    Path(f"{path}.tmp").replace(path)
+
+
 def test_rebuild_over_http_needs_a_token(server: ServerProcess, auth: dict[str, str]) -> None:
+    """The rollup is damaged while the server is down (it then answers $3.00 for the
+    day); the rebuild needs a token and brings the day back to the $1.50 sent."""
     body = [{"session_id": "ga-nux", "cost_usd": 1.5, "ended_at": "2026-10-02T10:00:00Z"}]
     assert httpx.post(server.url + "/api/ingest", json=body, headers=auth).status_code == 202
+    server.stop()  # flushes: the event and its rollup are in Parquet now
+    (rollup,) = (server.data_dir / "hourly").rglob("*.parquet")
+    double_costs(rollup)
+    server.start()
+    daily = server.url + "/api/stats/daily"
+    assert [(d["date"], d["total_usd"]) for d in httpx.get(daily).json()["days"]] == [
+        ("2026-10-02", 3.0)
+    ]
     refused = httpx.post(server.url + "/api/rollups/rebuild")
     assert refused.status_code == 401
-    done = httpx.post(server.url + "/api/rollups/rebuild", headers=auth, timeout=30)
+    done = httpx.post(server.url + "/api/rollups/rebuild", headers=auth, timeout=120)
     assert done.status_code == 200, done.text
-    assert set(done.json()["months"]) <= {"2026-10"}
-    days = httpx.get(server.url + "/api/stats/daily").json()["days"]
+    assert done.json()["months"] == ["2026-10"]
+    days = httpx.get(daily).json()["days"]
     assert [(d["date"], d["total_usd"]) for d in days] == [("2026-10-02", 1.5)]

@@ -20,6 +20,7 @@ from typing import Literal
 import msgspec
 
 from gasometer.errors import ConfigError, GasometerError
+from gasometer.faults import pause_point
 from gasometer.importer.gtcosts import default_costs_file, is_costs_file, read_costs
 from gasometer.importer.layout import DEFAULT_RULES, Layout, parse_rules
 from gasometer.importer.state import FileMark, ImportState, mark_for
@@ -291,6 +292,7 @@ class Importer:
                 self.progress.accepted += result.accepted
                 self.progress.duplicates += result.duplicates
             state.advance(marks)
+            pause_point("import-advanced", self.gm.settings.data_dir)
         self._notify()
         return _Batch()
 

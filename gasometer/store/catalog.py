@@ -277,7 +277,7 @@ def rebuild_catalog(data_dir: Path, progress: Progress | None = None) -> Rebuild
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         conn.close()
-    pause_point("rebuild-written")
+    pause_point("rebuild-written", data_dir)
     previous = _swap_in(data_dir)
     newest = max((f.entry.created_at for f in found), default=None)
     return RebuildReport(

@@ -489,7 +489,7 @@ class Store:
         rel = f"{dataset}/month={month}/{name}"
         with self._writing([rel]):
             entry = self._write_file(dataset, month, name, sql, meta)
-            pause_point("compaction-written")
+            pause_point("compact-publish", self.data_dir)
             expected = sum(f.rows for f in chosen)
             if dataset == "events" and entry.rows != expected:
                 raise RuntimeError(f"compaction of {month} wrote {entry.rows} rows, not {expected}")
