@@ -22,6 +22,7 @@ import pytest
 from gasometer import cli
 from gasometer.errors import QueryError
 from gasometer.model import CostEvent
+from gasometer.query import worker
 from gasometer.query.sandbox import (
     Limits,
     Sandbox,
@@ -79,9 +80,11 @@ def box(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Box]:
     gm.store.flush(force=True)
     gm.ingest(events[300:])  # stays pending: in memory, visible to queries
     limits = Limits(timeout_s=1.0, max_rows=1000, memory_limit="256MB", threads=1)
+    sandbox = Sandbox(gm.store.snapshot, limits)
     try:
-        yield Box(gm, events, Sandbox(gm.store.snapshot, limits))
+        yield Box(gm, events, sandbox)
     finally:
+        sandbox.close()
         gm.close()
 
 
@@ -252,7 +255,7 @@ def test_no_file_outside_the_store_can_be_read(box: Box, reader: str, tmp_path: 
             box.sandbox.run(reader.format(path=path))
         message = str(refused.value)
         assert "\n" not in message
-        reasons = ["disabled by configuration"]
+        reasons = ["refused: ", "disabled by configuration"]
         if reader == "SELECT * FROM '{path}'" and not path.endswith(".csv"):
             reasons.append("does not exist")  # no replacement scan without a known suffix
         assert any(why in message for why in reasons), message
@@ -293,13 +296,33 @@ def test_names_alone_are_not_refused(box: Box) -> None:
 
 
 def test_configuration_is_locked_and_confined(box: Box) -> None:
-    settings = dict(
-        box.sandbox.run(
-            "SELECT name, value FROM duckdb_settings() WHERE name IN ("
-            "'enable_external_access', 'lock_configuration', 'threads', 'memory_limit', "
-            "'temp_directory', 'autoinstall_known_extensions', 'autoload_known_extensions')"
-        ).rows()
+    """The worker's connection, built as for a statement, then inspected directly (the
+    settings table itself is refused to callers: it names paths)."""
+    snapshot = box.gm.store.snapshot()
+    temp = box.data_dir / ".sql-tmp" / "inspect"
+    temp.mkdir(parents=True, exist_ok=True)
+    request = worker.Request(
+        sql="SELECT 1",
+        data_dir=str(snapshot.data_dir),
+        temp_dir=str(temp),
+        event_files=list(snapshot.event_files),
+        hourly_files=list(snapshot.hourly_files),
+        pending=worker.table_to_ipc(snapshot.pending),
+        version=snapshot.version,
+        limits=box.sandbox.limits.for_worker(),
     )
+    conn = worker.connect(request)
+    try:
+        settings = dict(
+            conn.execute(
+                "SELECT name, value FROM duckdb_settings() WHERE name IN ("
+                "'enable_external_access', 'lock_configuration', 'threads', 'memory_limit', "
+                "'temp_directory', 'autoinstall_known_extensions', 'autoload_known_extensions')"
+            ).fetchall()
+        )
+    finally:
+        conn.close()
+        temp.rmdir()
     assert settings["enable_external_access"] == "false"
     assert settings["lock_configuration"] == "true"
     assert settings["threads"] == "1"
@@ -389,14 +412,16 @@ def test_temp_space_is_capped(box: Box) -> None:
 
 def test_every_slot_busy_is_a_clear_503(box: Box) -> None:
     sandbox = Sandbox(box.gm.store.snapshot, Limits(timeout_s=0.2, concurrency=1))
-    assert sandbox._slots.acquire(timeout=1)
+    slots = sandbox.pool("admin").slots
+    assert slots.acquire(timeout=1)
     try:
-        with pytest.raises(SqlBusy, match="all 1 SQL slots are busy") as busy:
+        with pytest.raises(SqlBusy, match="all 1 admin SQL slots are busy") as busy:
             sandbox.run("SELECT 1")
         assert busy.value.status == 503
     finally:
-        sandbox._slots.release()
+        slots.release()
     assert sandbox.run("SELECT 1").rows() == [(1,)]
+    sandbox.close()
 
 
 def test_types_without_a_json_or_parquet_twin_still_answer(box: Box) -> None:
@@ -512,7 +537,7 @@ def test_api_sql_limits_and_refusals(sql_server: ServerProcess) -> None:
     assert cut.headers["x-gasometer-truncated"] == "true"
     slow = "SELECT sum(a.range * b.range) FROM range(100000) a, range(100000) b"
     timed_out = httpx.post(url, json={"sql": slow}, headers=AUTH, timeout=10)
-    assert timed_out.status_code == 400
+    assert timed_out.status_code == 422
     assert "time limit" in timed_out.json()["error"]
     data_dir = sql_server.data_dir
     target = data_dir / "events" / "x.parquet"
