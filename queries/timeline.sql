@@ -10,7 +10,7 @@
 -- of cost rates along the same sweep), plus the whole cost of single-instant sessions
 -- that happen while another session runs.
 -- Parameters: $start, $end (TIMESTAMPTZ, [start, end)), $role, $rig, $worker, $issue
---   (NULL = any), $limit (BIGINT, sessions listed).
+--   (NULL = any), $limit (BIGINT, sessions listed, 1 to 10000).
 WITH sessions AS MATERIALIZED (
     SELECT
         session_id,

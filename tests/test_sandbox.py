@@ -556,3 +556,28 @@ def test_api_sql_limits_and_refusals(sql_server: ServerProcess) -> None:
     assert logging.status_code == 400
     assert "enable_logging() is not allowed" in logging.json()["error"]
     assert httpx.get(sql_server.url + "/health").status_code == 200
+
+
+def test_named_queries_never_take_the_admin_slots(box: Box) -> None:
+    """Every read slot busy (three slow anonymous named queries, say): admin SQL still runs
+    at once, and the other way round."""
+    limits = Limits(timeout_s=1, concurrency=1, read_concurrency=1)
+    sandbox = Sandbox(box.gm.store.snapshot, limits)
+    try:
+        read_slots = sandbox.pool("read").slots
+        assert read_slots.acquire(timeout=1)
+        try:
+            assert sandbox.run("SELECT 1").rows() == [(1,)]
+            with pytest.raises(SqlBusy, match="read SQL slots are busy"):
+                sandbox.run_named("totals", {})
+        finally:
+            read_slots.release()
+        admin_slots = sandbox.pool("admin").slots
+        assert admin_slots.acquire(timeout=1)
+        try:
+            totals = sandbox.run_named("totals", {})
+            assert totals.rows()[0][0] == pytest.approx(sum(e.cost_usd for e in box.events))
+        finally:
+            admin_slots.release()
+    finally:
+        sandbox.close()

@@ -75,7 +75,7 @@ class Limits(NamedTuple):
     max_temp_size: str = "2GB"
     concurrency: int = 2
     read_concurrency: int = 2
-    worker_memory: str = "3GB"
+    worker_memory: str = "2GB"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:
