@@ -130,6 +130,9 @@ def test_named_query_macro_matches_python(box: Box) -> None:
 def test_plain_explain_and_read_only_pragmas_run(box: Box) -> None:
     plan = box.sandbox.run("EXPLAIN SELECT count(*) FROM events")
     assert plan.columns == ["explain_key", "explain_value"]
+    text = " ".join(str(v) for row in plan.rows() for v in row)
+    assert "READ_PARQUET" in text.upper()
+    assert str(box.data_dir) not in text
     names = {row[0] for row in box.sandbox.run("SHOW TABLES").rows()}
     assert {"events", "hourly"} <= names
 
@@ -579,5 +582,34 @@ def test_named_queries_never_take_the_admin_slots(box: Box) -> None:
             assert totals.rows()[0][0] == pytest.approx(sum(e.cost_usd for e in box.events))
         finally:
             admin_slots.release()
+    finally:
+        sandbox.close()
+
+
+def test_a_worker_that_does_not_answer_is_killed_and_replaced(box: Box) -> None:
+    """The pool's own deadline, not DuckDB's interrupt: here the worker's timer is set far
+    beyond it, as when one operator ignores the interrupt, so only the kill can stop it."""
+    sandbox = Sandbox(box.gm.store.snapshot, Limits(timeout_s=60, concurrency=1))
+    try:
+        pool = sandbox.pool("admin")
+        assert sandbox.run("SELECT 1").rows() == [(1,)]
+        [first] = pool.pids()
+        snapshot = box.gm.store.snapshot()
+        request = worker.Request(
+            sql="SELECT sum(a.range * b.range) FROM range(1000000) a, range(1000000) b",
+            data_dir=str(snapshot.data_dir),
+            temp_dir=str(snapshot.data_dir / ".sql-tmp"),
+            event_files=list(snapshot.event_files),
+            hourly_files=list(snapshot.hourly_files),
+            pending=worker.table_to_ipc(snapshot.pending),
+            version=snapshot.version,
+            limits=sandbox.limits.for_worker(),
+        )
+        with pytest.raises(SqlTimeout, match=r"stopped at the time limit of 0\.1 s") as stopped:
+            pool.run(request, wait_s=1, timeout_s=0.1)
+        assert stopped.value.status == 422
+        assert not Path(f"/proc/{first}").exists()  # killed and reaped
+        assert sandbox.run("SELECT 2").rows() == [(2,)]
+        assert first not in pool.pids()
     finally:
         sandbox.close()

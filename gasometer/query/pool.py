@@ -197,8 +197,10 @@ class WorkerPool:
             keep = reply.ok or reply.kind in ("query", "refused")
             return reply
         except TimeoutError:
+            log.warning("killed %s SQL worker %d at the time limit", self.name, worker.pid)
             raise SqlTimeout(f"statement stopped at the time limit of {timeout_s:g} s") from None
         except WorkerGone as exc:
+            log.warning("%s SQL worker %d died: %s", self.name, worker.pid, exc)
             raise SqlCrashed(str(exc)) from None
         finally:
             with self._lock:
