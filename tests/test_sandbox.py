@@ -11,7 +11,7 @@ import random
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -586,6 +586,17 @@ def test_named_queries_never_take_the_admin_slots(box: Box) -> None:
         sandbox.close()
 
 
+def wait_for(probe: Callable[[], list[int]], timeout: float = 60.0) -> list[int]:
+    """The first non-empty answer of `probe`, polled (a condition, not a time limit)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = probe()
+        if found:
+            return found
+        time.sleep(0.05)
+    raise AssertionError("condition not reached")
+
+
 def test_a_worker_that_does_not_answer_is_killed_and_replaced(box: Box) -> None:
     """The pool's own deadline, not DuckDB's interrupt: here the worker's timer is set far
     beyond it, as when one operator ignores the interrupt, so only the kill can stop it."""
@@ -609,7 +620,9 @@ def test_a_worker_that_does_not_answer_is_killed_and_replaced(box: Box) -> None:
             pool.run(request, wait_s=1, timeout_s=0.1)
         assert stopped.value.status == 422
         assert not Path(f"/proc/{first}").exists()  # killed and reaped
+        warmed = wait_for(pool.pids)  # a replacement started in the background
+        assert first not in warmed
         assert sandbox.run("SELECT 2").rows() == [(2,)]
-        assert first not in pool.pids()
+        assert pool.pids() == warmed  # it lived on, served, and went back to the pool
     finally:
         sandbox.close()

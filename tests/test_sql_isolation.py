@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -184,3 +185,48 @@ def test_a_killed_worker_leaves_the_server_serving(sql_server: ServerProcess) ->
     assert "worker process" in answers[0].json()["error"]
     assert_still_serving(sql_server, pid)
     assert not set(children(pid)) & killed
+
+
+def test_workers_exit_with_a_killed_server(server: ServerProcess) -> None:
+    """No orphaned worker keeps running once the server is gone, even SIGKILLed in the
+    middle of a statement (the worker is busy, so it never reads the closed pipe)."""
+    assert server.process is not None
+    pid = server.process.pid
+    assert post_sql(server, "SELECT 1").status_code == 200
+    idle = {child: cpu_ticks(child) for child in children(pid)}
+    outcome: list[BaseException | httpx.Response] = []
+
+    def run() -> None:
+        try:
+            outcome.append(
+                post_sql(
+                    server, "SELECT sum(a.range * b.range) FROM range(1000000) a, range(1000000) b"
+                )
+            )
+        except BaseException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    busy: list[int] = []
+    while thread.is_alive() and not busy:
+        busy = [c for c in children(pid) if cpu_ticks(c) - idle.get(c, 60) > 50]
+        thread.join(0.05)
+    assert busy
+    workers = children(pid)
+    server.kill()
+    thread.join()
+    assert isinstance(outcome[0], httpx.TransportError), outcome
+    deadline = time.monotonic() + 60  # a bound on waiting, not a measured time
+    alive = workers
+    while alive and time.monotonic() < deadline:
+        alive = [p for p in alive if "State:\tZ" not in proc_status(p)]
+        time.sleep(0.1)
+    assert alive == []
+
+
+def proc_status(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return "State:\tZ"

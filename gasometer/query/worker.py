@@ -2,7 +2,7 @@
 
 Started by gasometer.query.pool as `python -m gasometer.query.worker --max-bytes N`. It caps
 its own address space with `setrlimit(RLIMIT_AS)` (so a statement that builds a huge list
-fails here, not in the server), asks the kernel to kill it if the server dies, says `ready`,
+fails here, not in the server), exits when the server dies, says `ready`,
 then answers requests read from stdin on stdout: each message is a 4-byte big-endian length
 and a msgpack body. A statement runs on a fresh in-memory DuckDB database: the views
 `events` and `hourly` over the snapshot the server sent, the `queries.*` macros if asked,
@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import os
 import resource
-import signal
 import sys
 import threading
 import time
@@ -31,7 +29,6 @@ import msgspec
 import pyarrow as pa
 
 BATCH_ROWS = 2048
-PR_SET_PDEATHSIG = 1
 
 
 class Param(msgspec.Struct, array_like=True):
@@ -268,10 +265,17 @@ def fetch(conn: duckdb.DuckDBPyConnection, request: Request) -> Reply:
 
 
 def _die_with_parent() -> None:
-    """Ask Linux to SIGKILL this process when the server that started it dies."""
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    """Exit as soon as the server that started this process is gone (reparented), even in
+    the middle of a statement. (PR_SET_PDEATHSIG would follow the thread that started the
+    worker, not the server process, so a watchdog thread polls instead.)"""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
 
 
 def serve(max_bytes: int) -> int:
