@@ -83,7 +83,11 @@ class WorkerProcess:
             env=worker_env(),
         )
         self.uses = 0
-        if self._read(time.monotonic() + START_TIMEOUT_S) != b"ready":
+        try:
+            ready = self._read(time.monotonic() + START_TIMEOUT_S)
+        except (TimeoutError, WorkerGone):
+            ready = b""
+        if ready != b"ready":
             self.kill()
             raise WorkerGone("the SQL worker did not start")
         self.startup_s = time.perf_counter() - began
@@ -104,7 +108,10 @@ class WorkerProcess:
             stdin.flush()
         except OSError as exc:
             raise WorkerGone("the SQL worker is gone") from exc
-        return _replies.decode(self._read(deadline))
+        try:
+            return _replies.decode(self._read(deadline))
+        except msgspec.DecodeError as exc:
+            raise WorkerGone("the SQL worker sent a reply that cannot be read") from exc
 
     def _read(self, deadline: float) -> bytes:
         head = self._read_exact(4, deadline)
@@ -131,7 +138,10 @@ class WorkerProcess:
         return b"".join(chunks)
 
     def _death(self) -> str:
-        code = self.process.wait(timeout=5)
+        try:
+            code = self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            return "the SQL worker closed its pipe"
         if code < 0:
             return f"the statement stopped its worker process ({signal.Signals(-code).name})"
         return f"the statement stopped its worker process (exit status {code})"
@@ -171,7 +181,7 @@ class WorkerPool:
         self._busy: set[WorkerProcess] = set()
         self._lock = threading.Lock()
         self._closed = False
-        self.startup_s: list[float] = []
+        self.last_startup_s: float | None = None
         self._finalizer = weakref.finalize(self, _kill_all, self._idle)
 
     def warm(self) -> None:
@@ -226,7 +236,7 @@ class WorkerPool:
             worker = WorkerProcess(self.max_bytes, self.cwd)
         except (OSError, WorkerGone) as exc:
             raise SqlCrashed("the SQL worker could not start") from exc
-        self.startup_s.append(worker.startup_s)
+        self.last_startup_s = worker.startup_s
         return worker
 
     def _give_back(self, worker: WorkerProcess) -> None:
