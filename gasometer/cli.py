@@ -460,9 +460,11 @@ def sql(args: argparse.Namespace, settings: Settings) -> int:
     if args.format == "parquet" and args.output is None:
         raise ConfigError("--format parquet needs --output FILE")
     store = Store(settings, readonly=True)
+    sandbox = Sandbox(store.snapshot, Limits.from_settings(settings))
     try:
-        result = Sandbox(store.snapshot, Limits.from_settings(settings)).run(args.query)
+        result = sandbox.run(args.query)
     finally:
+        sandbox.close()
         store.close()
     if args.format == "parquet":
         args.output.write_bytes(encode(result, "parquet"))

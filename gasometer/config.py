@@ -53,6 +53,9 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     sql_memory_limit: str = "1GB"
     sql_threads: int = 2
     sql_max_temp_size: str = "2GB"
+    sql_workers: Annotated[int, msgspec.Meta(ge=1)] = 2
+    named_query_workers: Annotated[int, msgspec.Meta(ge=1)] = 2
+    sql_worker_memory: str = "2GB"
     retention_days: Annotated[float, msgspec.Meta(ge=1)] | None = None
     rig_prefixes: dict[str, str] = {}
     town_dir: Path | None = None

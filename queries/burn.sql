@@ -6,7 +6,7 @@
 -- groups); whole hours before the current one come from the hourly rollup. Minutes are
 -- numbered since the epoch (integer arithmetic, no time-zone-aware truncation per event).
 -- Parameters: $now, $today, $month_start, $this_hour (start of $now's UTC hour)
---   (TIMESTAMPTZ), $minutes (BIGINT, at most 1440), $role, $rig, $worker, $issue
+--   (TIMESTAMPTZ), $minutes (BIGINT, 1 to 1440), $role, $rig, $worker, $issue
 --   (NULL = any).
 WITH recent AS MATERIALIZED (
     SELECT ended_at, cost_usd

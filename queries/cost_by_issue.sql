@@ -4,7 +4,7 @@
 -- Two steps: rank beads by cost reading only issue and cost, then count sessions, tokens
 -- and the activity span for the $limit costliest only (half the work on a large store).
 -- Parameters: $start, $end (TIMESTAMPTZ, [start, end)), $role, $rig, $worker, $issue
---   (NULL = any), $limit (BIGINT, rows).
+--   (NULL = any), $limit (BIGINT, rows, 1 to 10000).
 WITH top AS (
     SELECT issue, sum(cost_usd) AS total_usd
     FROM hourly

@@ -1,7 +1,7 @@
 -- Raw events, newest first, one page at a time (keyset pagination on ended_at, id).
 -- Parameters: $start, $end (TIMESTAMPTZ, [start, end)), $role, $rig, $worker, $issue,
 --   $session_id (NULL = any), $after_ts (TIMESTAMPTZ) and $after_id (BIGINT): the last
---   row of the previous page (NULL for the first page), $limit (rows).
+--   row of the previous page (NULL for the first page), $limit (BIGINT, rows, 1 to 10000).
 SELECT
     id, event_id, session_id, parent_session_id, role, rig, worker, model, issue, source,
     kind, revision,

@@ -4,7 +4,8 @@
 -- the page's rows all end at or after it. Passed as the page query's $start, it lets
 -- DuckDB skip every older Parquet row group. NULL when the rollup holds too few events.
 -- Parameters: $start, $before (TIMESTAMPTZ: the window's end or the cursor, whichever
---   is earlier), $role, $rig, $worker, $issue, $session_id (NULL = any), $limit (rows).
+--   is earlier), $role, $rig, $worker, $issue, $session_id (NULL = any),
+--   $limit (BIGINT, rows, 1 to 10000).
 WITH per_hour AS (
     SELECT hour, sum(event_count) AS events
     FROM hourly

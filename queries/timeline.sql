@@ -10,7 +10,7 @@
 -- running sum of cost rates along the same sweep), plus the cost of each instant event
 -- at whose moment two or more sessions run, its own included.
 -- Parameters: $start, $end (TIMESTAMPTZ, [start, end)), $role, $rig, $worker, $issue
---   (NULL = any), $limit (BIGINT, sessions listed).
+--   (NULL = any), $limit (BIGINT, sessions listed, 1 to 10000).
 WITH sessions AS MATERIALIZED (
     SELECT
         session_id,

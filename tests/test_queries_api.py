@@ -11,7 +11,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from gasometer.query.named import param_specs, public_names
 from gasometer.query.sandbox import bind_params, param_types
+from gasometer.resources import query_header
 from tests.conftest import TOKEN, ServerProcess, free_port, server_env
 
 QUERIES_DIR = Path(__file__).resolve().parent.parent / "queries"
@@ -117,6 +119,14 @@ def test_filters_and_limits_bind(loaded: tuple[ServerProcess, list]) -> None:
         ("nope", {}, 404, "no named query 'nope'"),
         ("rollup_hourly", {}, 404, "no named query 'rollup_hourly'"),
         ("daily", {"format": "xml"}, 400, "format"),
+        ("burn", {"minutes": "3000000"}, 400, "minutes: 3000000 is outside its bound of 1 to 1440"),
+        ("events_page", {"limit": "10001"}, 400, "outside its bound of 1 to 10000"),
+        ("timeline", {"limit": "-1"}, 400, "limit: -1 is outside its bound"),
+        ("daily", {"group_by": "session_id"}, 400, "must be one of role, rig, worker, model"),
+        ("daily", {"tz": "../../etc/passwd"}, 400, "is not an IANA time zone"),
+        ("calendar", {"first_day": "1000-01-01"}, 400, "between 2000-01-01 and 2100-01-01"),
+        ("totals", {"rig": "x" * 201}, 400, "longer than its bound of 200"),
+        ("totals", {"rig": "ga\x00"}, 400, "control characters"),
     ],
 )
 def test_bad_requests_say_what_is_wrong(
@@ -133,9 +143,20 @@ def test_types_come_from_the_header() -> None:
     assert param_types("daily") == {"start": "TIMESTAMPTZ", "end": "TIMESTAMPTZ"}
     assert param_types("events_page") == {
         "start": "TIMESTAMPTZ", "end": "TIMESTAMPTZ", "after_ts": "TIMESTAMPTZ",
-        "after_id": "BIGINT",
+        "after_id": "BIGINT", "limit": "BIGINT",
     }  # fmt: skip
     bound = bind_params("events_page", {"after_id": "7", "start": "2026-11-02"})
     assert bound["after_id"] == 7
     assert bound["start"] == datetime(2026, 11, 2, tzinfo=UTC)
     assert bound["role"] is None
+
+
+def test_every_parameter_of_every_public_query_is_declared_in_its_header() -> None:
+    """Each `$parameter` has a type (or `NULL = any` text) in its query's header, and every
+    integer that sizes work (`limit`, `minutes`) states an upper bound."""
+    for name in public_names():
+        header = query_header(name)
+        for param, spec in param_specs(name).items():
+            assert f"${param}" in header.split("Parameters:", 1)[-1], (name, param)
+            if param in ("limit", "minutes"):
+                assert spec.kind == "BIGINT" and spec.high is not None, (name, param)

@@ -9,8 +9,9 @@ import json
 import os
 import random
 import threading
+import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import pytest
 from gasometer import cli
 from gasometer.errors import QueryError
 from gasometer.model import CostEvent
+from gasometer.query import worker
 from gasometer.query.sandbox import (
     Limits,
     Sandbox,
@@ -78,9 +80,11 @@ def box(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Box]:
     gm.store.flush(force=True)
     gm.ingest(events[300:])  # stays pending: in memory, visible to queries
     limits = Limits(timeout_s=1.0, max_rows=1000, memory_limit="256MB", threads=1)
+    sandbox = Sandbox(gm.store.snapshot, limits)
     try:
-        yield Box(gm, events, Sandbox(gm.store.snapshot, limits))
+        yield Box(gm, events, sandbox)
     finally:
+        sandbox.close()
         gm.close()
 
 
@@ -126,6 +130,9 @@ def test_named_query_macro_matches_python(box: Box) -> None:
 def test_plain_explain_and_read_only_pragmas_run(box: Box) -> None:
     plan = box.sandbox.run("EXPLAIN SELECT count(*) FROM events")
     assert plan.columns == ["explain_key", "explain_value"]
+    text = " ".join(str(v) for row in plan.rows() for v in row)
+    assert "READ_PARQUET" in text.upper()
+    assert str(box.data_dir) not in text
     names = {row[0] for row in box.sandbox.run("SHOW TABLES").rows()}
     assert {"events", "hourly"} <= names
 
@@ -251,7 +258,7 @@ def test_no_file_outside_the_store_can_be_read(box: Box, reader: str, tmp_path: 
             box.sandbox.run(reader.format(path=path))
         message = str(refused.value)
         assert "\n" not in message
-        reasons = ["disabled by configuration"]
+        reasons = ["refused: ", "disabled by configuration"]
         if reader == "SELECT * FROM '{path}'" and not path.endswith(".csv"):
             reasons.append("does not exist")  # no replacement scan without a known suffix
         assert any(why in message for why in reasons), message
@@ -292,13 +299,33 @@ def test_names_alone_are_not_refused(box: Box) -> None:
 
 
 def test_configuration_is_locked_and_confined(box: Box) -> None:
-    settings = dict(
-        box.sandbox.run(
-            "SELECT name, value FROM duckdb_settings() WHERE name IN ("
-            "'enable_external_access', 'lock_configuration', 'threads', 'memory_limit', "
-            "'temp_directory', 'autoinstall_known_extensions', 'autoload_known_extensions')"
-        ).rows()
+    """The worker's connection, built as for a statement, then inspected directly (the
+    settings table itself is refused to callers: it names paths)."""
+    snapshot = box.gm.store.snapshot()
+    temp = box.data_dir / ".sql-tmp" / "inspect"
+    temp.mkdir(parents=True, exist_ok=True)
+    request = worker.Request(
+        sql="SELECT 1",
+        data_dir=str(snapshot.data_dir),
+        temp_dir=str(temp),
+        event_files=list(snapshot.event_files),
+        hourly_files=list(snapshot.hourly_files),
+        pending=worker.table_to_ipc(snapshot.pending),
+        version=snapshot.version,
+        limits=box.sandbox.limits.for_worker(),
     )
+    conn = worker.connect(request)
+    try:
+        settings = dict(
+            conn.execute(
+                "SELECT name, value FROM duckdb_settings() WHERE name IN ("
+                "'enable_external_access', 'lock_configuration', 'threads', 'memory_limit', "
+                "'temp_directory', 'autoinstall_known_extensions', 'autoload_known_extensions')"
+            ).fetchall()
+        )
+    finally:
+        conn.close()
+        temp.rmdir()
     assert settings["enable_external_access"] == "false"
     assert settings["lock_configuration"] == "true"
     assert settings["threads"] == "1"
@@ -386,14 +413,16 @@ def test_temp_space_is_capped(box: Box) -> None:
 
 def test_every_slot_busy_is_a_clear_503(box: Box) -> None:
     sandbox = Sandbox(box.gm.store.snapshot, Limits(timeout_s=0.2, concurrency=1))
-    assert sandbox._slots.acquire(timeout=1)
+    slots = sandbox.pool("admin").slots
+    assert slots.acquire(timeout=1)
     try:
-        with pytest.raises(SqlBusy, match="all 1 SQL slots are busy") as busy:
+        with pytest.raises(SqlBusy, match="all 1 admin SQL slots are busy") as busy:
             sandbox.run("SELECT 1")
         assert busy.value.status == 503
     finally:
-        sandbox._slots.release()
+        slots.release()
     assert sandbox.run("SELECT 1").rows() == [(1,)]
+    sandbox.close()
 
 
 def test_types_without_a_json_or_parquet_twin_still_answer(box: Box) -> None:
@@ -509,7 +538,7 @@ def test_api_sql_limits_and_refusals(sql_server: ServerProcess) -> None:
     assert cut.headers["x-gasometer-truncated"] == "true"
     slow = "SELECT sum(a.range * b.range) FROM range(100000) a, range(100000) b"
     timed_out = httpx.post(url, json={"sql": slow}, headers=AUTH, timeout=120)
-    assert timed_out.status_code == 400
+    assert timed_out.status_code == 422
     assert "time limit" in timed_out.json()["error"]
     data_dir = sql_server.data_dir
     target = data_dir / "events" / "x.parquet"
@@ -528,3 +557,70 @@ def test_api_sql_limits_and_refusals(sql_server: ServerProcess) -> None:
     assert logging.status_code == 400
     assert "enable_logging() is not allowed" in logging.json()["error"]
     assert httpx.get(sql_server.url + "/health").status_code == 200
+
+
+def test_named_queries_never_take_the_admin_slots(box: Box) -> None:
+    """Every read slot busy (three slow anonymous named queries, say): admin SQL still runs
+    at once, and the other way round."""
+    limits = Limits(timeout_s=1, concurrency=1, read_concurrency=1)
+    sandbox = Sandbox(box.gm.store.snapshot, limits)
+    try:
+        read_slots = sandbox.pool("read").slots
+        assert read_slots.acquire(timeout=1)
+        try:
+            assert sandbox.run("SELECT 1").rows() == [(1,)]
+            with pytest.raises(SqlBusy, match="read SQL slots are busy"):
+                sandbox.run_named("totals", {})
+        finally:
+            read_slots.release()
+        admin_slots = sandbox.pool("admin").slots
+        assert admin_slots.acquire(timeout=1)
+        try:
+            totals = sandbox.run_named("totals", {})
+            assert totals.rows()[0][0] == pytest.approx(sum(e.cost_usd for e in box.events))
+        finally:
+            admin_slots.release()
+    finally:
+        sandbox.close()
+
+
+def wait_for(probe: Callable[[], list[int]], timeout: float = 60.0) -> list[int]:
+    """The first non-empty answer of `probe`, polled (a condition, not a time limit)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = probe()
+        if found:
+            return found
+        time.sleep(0.05)
+    raise AssertionError("condition not reached")
+
+
+def test_a_worker_that_does_not_answer_is_killed_and_replaced(box: Box) -> None:
+    """The pool's own deadline, not DuckDB's interrupt: here the worker's timer is set far
+    beyond it, as when one operator ignores the interrupt, so only the kill can stop it."""
+    sandbox = Sandbox(box.gm.store.snapshot, Limits(timeout_s=60, concurrency=1))
+    try:
+        pool = sandbox.pool("admin")
+        assert sandbox.run("SELECT 1").rows() == [(1,)]
+        [first] = pool.pids()
+        snapshot = box.gm.store.snapshot()
+        request = worker.Request(
+            sql="SELECT sum(a.range * b.range) FROM range(1000000) a, range(1000000) b",
+            data_dir=str(snapshot.data_dir),
+            temp_dir=str(snapshot.data_dir / ".sql-tmp"),
+            event_files=list(snapshot.event_files),
+            hourly_files=list(snapshot.hourly_files),
+            pending=worker.table_to_ipc(snapshot.pending),
+            version=snapshot.version,
+            limits=sandbox.limits.for_worker(),
+        )
+        with pytest.raises(SqlTimeout, match=r"stopped at the time limit of 0\.1 s") as stopped:
+            pool.run(request, wait_s=1, timeout_s=0.1)
+        assert stopped.value.status == 422
+        assert not Path(f"/proc/{first}").exists()  # killed and reaped
+        warmed = wait_for(pool.pids)  # a replacement started in the background
+        assert first not in warmed
+        assert sandbox.run("SELECT 2").rows() == [(2,)]
+        assert pool.pids() == warmed  # it lived on, served, and went back to the pool
+    finally:
+        sandbox.close()

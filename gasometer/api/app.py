@@ -68,7 +68,7 @@ def create_app(settings: Settings) -> Litestar:
             live.live_socket,
             create_static_files_router(path="/", directories=[WEB_DIR], html_mode=True),
         ],
-        lifespan=[lifespan],
+        lifespan=[lifespan, sql.lifespan],
         middleware=[metrics.timing_middleware],
         dependencies={
             "gm": Provide(_gasometer, sync_to_thread=False),

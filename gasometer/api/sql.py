@@ -1,16 +1,19 @@
 """Ad-hoc SQL and named queries over HTTP: `POST /api/sql`, `GET /api/queries[/{name}]`.
 
-Both run in the sandbox (gasometer.query.sandbox): a fresh, locked DuckDB database per
-statement, with a time limit, a row limit and a memory limit. Results come back as JSON
-(columns + rows), CSV or Parquet; `X-Gasometer-Truncated` says whether rows were cut.
+Both run in the sandbox (gasometer.query.sandbox): checked, then run in a worker process
+(ad-hoc SQL in the admin pool, named queries in the read pool) with a time limit, a row
+limit and memory limits. Results come back as JSON (columns + rows), CSV or Parquet;
+`X-Gasometer-Truncated` says whether rows were cut.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Literal
 
 import msgspec
-from litestar import Request, Response, get, post
+from litestar import Litestar, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.di import Provide
 
@@ -57,6 +60,17 @@ def _sandbox(state: State) -> Sandbox:
     return sandbox
 
 
+@asynccontextmanager
+async def lifespan(app: Litestar) -> AsyncIterator[None]:
+    """Stop the SQL workers when the app stops (they also die with the server process)."""
+    try:
+        yield
+    finally:
+        sandbox: Sandbox | None = getattr(app.state, "sandbox", None)
+        if sandbox is not None:
+            sandbox.close()
+
+
 SANDBOX = {"sandbox": Provide(_sandbox, sync_to_thread=False)}
 
 
@@ -70,19 +84,25 @@ def respond(result: SqlResult, fmt: str) -> Response[bytes]:
     return Response(body, media_type=MEDIA_TYPES[fmt], headers=headers, status_code=200)
 
 
-@post("/api/sql", guards=[require_token], dependencies=SANDBOX, sync_to_thread=True)
+@post(
+    "/api/sql",
+    guards=[require_token],
+    dependencies=SANDBOX,
+    sync_to_thread=True,
+    opt={"scope": "admin"},
+)
 def run_sql(data: SqlRequest, sandbox: Sandbox) -> Response[bytes]:
     """Run one read-only SELECT (or plain EXPLAIN) over `events`, `hourly` and `queries.*`."""
     return respond(sandbox.run(data.sql), data.format)
 
 
-@get("/api/queries", sync_to_thread=False)
+@get("/api/queries", sync_to_thread=False, opt={"scope": "read"})
 def list_queries() -> QueriesResponse:
     """Every named query with its header comment; internal ones are marked `internal`."""
     return QueriesResponse(named_queries())
 
 
-@get("/api/queries/{name:str}", dependencies=SANDBOX, sync_to_thread=True)
+@get("/api/queries/{name:str}", dependencies=SANDBOX, sync_to_thread=True, opt={"scope": "read"})
 def run_query(name: str, request: Request, sandbox: Sandbox) -> Response[bytes]:
     """Run a named query; query-string values bind its `$parameters` (`format` picks output)."""
     raw = dict(request.query_params)
