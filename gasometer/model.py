@@ -13,8 +13,11 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
-SessionId = Annotated[str, Meta(min_length=1, max_length=200)]
-ShortText = Annotated[str, Meta(max_length=500)]
+NO_CONTROLS = r"\A[^\x00-\x1f\x7f]*\Z"
+"""Text fields refuse every C0 control character and DEL (NUL, tab, newline, escape...):
+they end up in labels, logs, CSV and terminals, where none of them belongs."""
+SessionId = Annotated[str, Meta(min_length=1, max_length=200, pattern=NO_CONTROLS)]
+ShortText = Annotated[str, Meta(max_length=500, pattern=NO_CONTROLS)]
 Tokens = Annotated[int, Meta(ge=0, le=2**53)]
 Cost = Annotated[float, Meta(ge=0, le=1e9)]
 """Finite, non-negative, and under a billion dollars (which also rules out NaN and inf)."""
@@ -47,7 +50,7 @@ class CostEvent(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, gc=Fal
     work_item: ShortText | None = None
     parent_session_id: ShortText | None = None
     source: ShortText | None = None
-    event_id: Annotated[str, Meta(min_length=1, max_length=200)] | None = None
+    event_id: SessionId | None = None
     kind: EventKind = "increment"
 
 

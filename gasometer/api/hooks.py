@@ -21,7 +21,6 @@ from pathlib import Path
 
 from litestar import Request, Response, post
 
-from gasometer.api.auth import require_token
 from gasometer.errors import BadRequest, GasometerError
 from gasometer.hook.env import from_environment, from_session_name
 from gasometer.hook.harvest import Attribution, HarvestResult, harvest, transcript_files
@@ -48,7 +47,7 @@ class Forbidden(GasometerError):
     status = 403
 
 
-@post("/api/hooks/claude", guards=[require_token], status_code=200)
+@post("/api/hooks/claude", status_code=200, opt={"scope": "ingest"})
 async def claude_hook(request: Request, gm: Gasometer) -> Response[bytes]:
     """Ingest what the transcripts named in a Claude Code hook input gained since last time."""
     body = await request.body()

@@ -14,7 +14,6 @@ from litestar import Request, Response, get, post
 from litestar.datastructures import State
 from litestar.di import Provide
 
-from gasometer.api.auth import require_token
 from gasometer.errors import BadRequest
 from gasometer.query.sandbox import (
     Limits,
@@ -70,19 +69,19 @@ def respond(result: SqlResult, fmt: str) -> Response[bytes]:
     return Response(body, media_type=MEDIA_TYPES[fmt], headers=headers, status_code=200)
 
 
-@post("/api/sql", guards=[require_token], dependencies=SANDBOX, sync_to_thread=True)
+@post("/api/sql", dependencies=SANDBOX, sync_to_thread=True, opt={"scope": "admin"})
 def run_sql(data: SqlRequest, sandbox: Sandbox) -> Response[bytes]:
     """Run one read-only SELECT (or plain EXPLAIN) over `events`, `hourly` and `queries.*`."""
     return respond(sandbox.run(data.sql), data.format)
 
 
-@get("/api/queries", sync_to_thread=False)
+@get("/api/queries", sync_to_thread=False, opt={"scope": "read"})
 def list_queries() -> QueriesResponse:
     """Every named query with its header comment; internal ones are marked `internal`."""
     return QueriesResponse(named_queries())
 
 
-@get("/api/queries/{name:str}", dependencies=SANDBOX, sync_to_thread=True)
+@get("/api/queries/{name:str}", dependencies=SANDBOX, sync_to_thread=True, opt={"scope": "read"})
 def run_query(name: str, request: Request, sandbox: Sandbox) -> Response[bytes]:
     """Run a named query; query-string values bind its `$parameters` (`format` picks output)."""
     raw = dict(request.query_params)
