@@ -214,20 +214,26 @@ def serve(_: argparse.Namespace, settings: Settings) -> int:
 
 
 def _check_exposure(settings: Settings) -> None:
-    """Refuse to listen beyond loopback with no token able to ingest; warn on loopback."""
-    registry = TokenRegistry(settings)
-    if registry.any_with("ingest"):
-        return
-    if not settings.loopback():
+    """Refuse to listen beyond loopback with no token able to ingest; warn on loopback;
+    say which Host names are answered when bound to every interface."""
+    has_ingest = TokenRegistry(settings).any_with("ingest")
+    if not has_ingest and not settings.loopback():
         raise ConfigError(
             f"refusing to listen on {settings.host} with no ingest or admin token: "
             "create one with `gasometer token` (or bind to 127.0.0.1)"
         )
-    print(
-        "gasometer: warning: no ingest token configured; "
-        "create one with `gasometer token` or set GASOMETER_TOKENS",
-        file=sys.stderr,
-    )
+    if not has_ingest:
+        print(
+            "gasometer: warning: no ingest token configured; "
+            "create one with `gasometer token` or set GASOMETER_TOKENS",
+            file=sys.stderr,
+        )
+    if settings.host in ("0.0.0.0", "::") and not settings.allowed_hosts:
+        print(
+            "gasometer: note: only requests naming localhost, 127.0.0.1 or ::1 are answered; "
+            "add the names clients use to allowed_hosts",
+            file=sys.stderr,
+        )
 
 
 def _hook(args: argparse.Namespace) -> int:
