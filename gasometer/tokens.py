@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import os
 import re
 import secrets
@@ -26,6 +27,7 @@ from gasometer.errors import ConfigError
 if TYPE_CHECKING:
     from gasometer.config import Settings
 
+log = logging.getLogger("gasometer.tokens")
 TOKEN_FILE = "tokens.sha256"
 Scope = Literal["ingest", "read", "admin"]
 SCOPES: tuple[Scope, ...] = ("ingest", "read", "admin")
@@ -135,7 +137,8 @@ class TokenRegistry:
         if stamp != self._stamp:
             try:
                 self._file = file_grants(self.path) if stamp is not None else {}
-            except (ConfigError, OSError, ValueError):
+            except (ConfigError, OSError, ValueError) as exc:
+                log.warning("ignoring the tokens file until it is fixed: %s", exc)
                 self._file = {}
             self._stamp = stamp
         return self._file

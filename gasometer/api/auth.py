@@ -72,21 +72,17 @@ class SessionStore:
 class Access:
     """The app's access state: settings, tokens, sessions and allowed hosts."""
 
-    settings: Settings
     registry: TokenRegistry
     sessions: SessionStore
     hosts: frozenset[str]
+    reads_open: bool
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Access:
         """Build the access state for these settings."""
         registry = TokenRegistry(settings)
-        return cls(settings, registry, SessionStore(registry), allowed_hosts(settings))
-
-    @property
-    def reads_open(self) -> bool:
-        """Whether reads need no credentials."""
-        return self.settings.reads_open()
+        sessions = SessionStore(registry)
+        return cls(registry, sessions, allowed_hosts(settings), settings.reads_open())
 
 
 def allowed_hosts(settings: Settings) -> frozenset[str]:
@@ -167,8 +163,9 @@ async def scope_guard(connection: ASGIConnection, handler: BaseRouteHandler) -> 
         raise PermissionDeniedException("origin not allowed")
     if scope == "public" or (scope == "read" and access.reads_open):
         return
-    presented, scopes = credentials(connection, access)
-    if scope == "admin" or scope == "ingest":
+    if scope == "read":
+        presented, scopes = credentials(connection, access)
+    else:  # ingest and admin take the bearer token only, never the session cookie
         token = bearer(connection)
         presented, scopes = token is not None, access.registry.grants(token or "")
     if scope in scopes:

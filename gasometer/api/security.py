@@ -114,13 +114,17 @@ class Scrubber:
         }
         if home not in ("", "/"):
             known[home] = "~"
-        self.known = sorted(known.items(), key=lambda kv: -len(kv[0]))
-        self.roots = {name for name in _listdir("/")}
+        self.known = [
+            (re.compile(re.escape(path) + r"(?=$|[/\s'\"`:,;)\]])"), placeholder)
+            for path, placeholder in sorted(known.items(), key=lambda kv: -len(kv[0]))
+            if len(path) > 1
+        ]
+        self.roots = set(_listdir("/"))
 
     def __call__(self, message: str) -> str:
         """The message with paths replaced by placeholders."""
-        for path, placeholder in self.known:
-            message = message.replace(path, placeholder)
+        for pattern, placeholder in self.known:
+            message = pattern.sub(placeholder, message)
         return ABSOLUTE_PATH.sub(self._path, message)
 
     def _path(self, match: re.Match[str]) -> str:
