@@ -49,6 +49,13 @@ def test_session_cookie_opens_reads(server_factory: ServerFactory) -> None:
         assert {"httponly", "samesite=strict", "path=/"} <= attributes
         sid = opened.cookies["gasometer_session"]
         assert READ_TOKEN not in cookie and len(sid) >= 32
+        assert "secure" not in attributes
+        proxied = httpx.post(
+            srv.url + "/api/session",
+            json={"token": READ_TOKEN},
+            headers={"X-Forwarded-Proto": "https"},
+        )
+        assert "secure" in proxied.headers["set-cookie"].lower().split("; ")
 
         assert client.get("/api/costs").status_code == 200
         assert client.get("/api/session").json() == {

@@ -43,14 +43,16 @@ class NotReadToken(GasometerError):
     status = 403
 
 
-def _cookie(value: str, max_age: int | None = None) -> Cookie:
+def _cookie(request: Request, value: str, max_age: int | None = None) -> Cookie:
+    """The session cookie; `Secure` when the request came over HTTPS (a TLS proxy that
+    sends X-Forwarded-Proto from loopback counts: uvicorn trusts it)."""
     return Cookie(
         key=SESSION_COOKIE,
         value=value,
         path="/",
         httponly=True,
         samesite="strict",
-        secure=False,
+        secure=request.url.scheme in ("https", "wss"),
         max_age=max_age,
     )
 
@@ -72,7 +74,7 @@ async def open_session(request: Request) -> Response[None]:
     if "read" not in scopes:
         raise NotReadToken("an ingest token cannot open a dashboard session: use a read token")
     sid = access.sessions.open(token)
-    return Response(None, status_code=204, cookies=[_cookie(sid)])
+    return Response(None, status_code=204, cookies=[_cookie(request, sid)])
 
 
 @get("/api/session", opt={"scope": "public"})
@@ -93,7 +95,7 @@ async def close_session(request: Request) -> Response[None]:
     sid = request.cookies.get(SESSION_COOKIE)
     if sid:
         access_of(request).sessions.close(sid)
-    return Response(None, status_code=204, cookies=[_cookie("", max_age=0)])
+    return Response(None, status_code=204, cookies=[_cookie(request, "", max_age=0)])
 
 
 routes = [open_session, session_state, close_session]
