@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import ServerFactory
+from tests.conftest import READ_TOKEN, ServerFactory
 from tests.test_cli import events, gasometer
 
 
@@ -118,3 +118,21 @@ def test_a_read_token_alone_does_not_open_the_network(tmp_path: Path) -> None:
     make(data, "--scope", "read")
     result = gasometer("serve", "--data-dir", str(data), "--host", "0.0.0.0", "--port", "1")
     assert result.returncode == 1 and "no ingest or admin token" in result.stderr
+
+
+def test_tokens_file_is_private_and_a_broken_one_refuses_all(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    """The file is mode 600; if someone breaks it, its tokens stop working (the settings'
+    tokens go on) rather than the server failing."""
+    data = tmp_path / "data"
+    token = make(data, "--scope", "read")
+    path = data / "tokens.sha256"
+    assert path.stat().st_mode & 0o777 == 0o600
+    srv = server_factory(data, public_read="false")
+    with httpx.Client(base_url=srv.url, timeout=30) as client:
+        assert client.get("/api/costs", headers=bearer(token)).status_code == 200
+        path.write_text(path.read_text() + "not-a-digest\n")
+        assert client.get("/api/costs", headers=bearer(token)).status_code == 401
+        assert client.get("/api/costs", headers=bearer(READ_TOKEN)).status_code == 200
+    assert "ignoring the tokens file" in srv.log_text()

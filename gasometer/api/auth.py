@@ -70,7 +70,7 @@ class SessionStore:
 
 @dataclass
 class Access:
-    """The app's access state: settings, tokens, sessions and allowed hosts."""
+    """The app's access state: tokens, sessions, allowed hosts, and whether reads are open."""
 
     registry: TokenRegistry
     sessions: SessionStore
@@ -167,7 +167,8 @@ async def scope_guard(connection: ASGIConnection, handler: BaseRouteHandler) -> 
         presented, scopes = credentials(connection, access)
     else:  # ingest and admin take the bearer token only, never the session cookie
         token = bearer(connection)
-        presented, scopes = token is not None, access.registry.grants(token or "")
+        presented = token is not None
+        scopes = access.registry.grants(token) if token is not None else frozenset()
     if scope in scopes:
         return
     if not presented:
