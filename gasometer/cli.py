@@ -9,7 +9,6 @@ import argparse
 import fcntl
 import logging
 import os
-import secrets
 import sqlite3
 import sys
 from collections.abc import Callable, Sequence
@@ -19,8 +18,9 @@ from typing import Any
 import msgspec
 
 from gasometer import __version__
-from gasometer.config import TOKEN_FILE, Settings, load_settings
+from gasometer.config import Settings, load_settings
 from gasometer.errors import ConfigError, GasometerError
+from gasometer.tokens import SCOPES, TOKEN_FILE, TokenRegistry, create_token, read_entries
 
 Command = Callable[[argparse.Namespace, Settings], int]
 COMMANDS: dict[str, Command] = {}
@@ -83,8 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     keep.add_argument("--days", type=float, help="override retention_days for this run")
     keep.add_argument("--dry-run", action="store_true", help="only list the files that would go")
-    token = sub.add_parser("token", parents=[common], help="create an ingest token")
-    token.add_argument("--label", default="token", help="a name to remember it by")
+    token = sub.add_parser("token", parents=[common], help="create, list or revoke tokens")
+    token.add_argument("--scope", choices=SCOPES, default="ingest", help="what it may do")
+    token.add_argument("--label", help="a new name to remember it by (default <scope>-<n>)")
+    what = token.add_mutually_exclusive_group()
+    what.add_argument("--list", action="store_true", help="list tokens (never their values)")
+    what.add_argument("--revoke", metavar="LABEL_OR_DIGEST", help="revoke by label or digest")
 
     imp = sub.add_parser("import", parents=[common], help="import Claude Code transcripts")
     imp.add_argument(
@@ -139,6 +143,12 @@ def _hook_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
 def _server_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (default 8000)")
+    parser.add_argument(
+        "--public-read",
+        action="store_const",
+        const=True,
+        help="serve reads without a token even off loopback (setting public_read)",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -151,6 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "data_dir": args.data_dir,
             "host": getattr(args, "host", None),
             "port": getattr(args, "port", None),
+            "public_read": getattr(args, "public_read", None),
         }
         settings = load_settings(overrides)
         logging.basicConfig(
@@ -207,12 +218,7 @@ def serve(_: argparse.Namespace, settings: Settings) -> int:
 
     from gasometer.api.app import create_app
 
-    if not settings.token_digests():
-        print(
-            "gasometer: warning: no ingest token configured; "
-            "create one with `gasometer token` or set GASOMETER_TOKENS",
-            file=sys.stderr,
-        )
+    _check_exposure(settings)
     print(f"Gasometer {__version__} on http://{settings.host}:{settings.port}", flush=True)
     uvicorn.run(
         create_app(settings),
@@ -222,6 +228,29 @@ def serve(_: argparse.Namespace, settings: Settings) -> int:
         access_log=False,
     )
     return 0
+
+
+def _check_exposure(settings: Settings) -> None:
+    """Refuse to listen beyond loopback with no token able to ingest; warn on loopback;
+    say which Host names are answered when bound to every interface."""
+    has_ingest = TokenRegistry(settings).any_with("ingest")
+    if not has_ingest and not settings.loopback():
+        raise ConfigError(
+            f"refusing to listen on {settings.host} with no ingest or admin token: "
+            "create one with `gasometer token` (or bind to 127.0.0.1)"
+        )
+    if not has_ingest:
+        print(
+            "gasometer: warning: no ingest token configured; "
+            "create one with `gasometer token` or set GASOMETER_TOKENS",
+            file=sys.stderr,
+        )
+    if settings.host in ("0.0.0.0", "::") and not settings.allowed_hosts:
+        print(
+            "gasometer: note: only requests naming localhost, 127.0.0.1 or ::1 are answered; "
+            "add the names clients use to allowed_hosts",
+            file=sys.stderr,
+        )
 
 
 def _hook(args: argparse.Namespace) -> int:
@@ -275,27 +304,34 @@ def _backup_note(backup: Path | None) -> str:
 
 @command("token")
 def token(args: argparse.Namespace, settings: Settings) -> int:
-    """Create a token, store only its SHA-256, print it once."""
-    print(add_token(settings, args.label))
+    """Create a token (print it once, store only its SHA-256), list them, or revoke one."""
+    from gasometer.tokens import revoke_tokens
+
+    path = settings.data_dir / TOKEN_FILE
+    if args.list:
+        print(f"{'LABEL':<20} {'SCOPE':<7} {'DIGEST':<12} CREATED")
+        for entry in read_entries(path):
+            label = entry.label or "-"
+            print(f"{label:<20} {entry.scope:<7} {entry.digest[:12]:<12} {entry.created or '-'}")
+        return 0
+    if args.revoke:
+        for entry in revoke_tokens(path, args.revoke):
+            print(f"revoked {entry.label or '-'} ({entry.scope}, {entry.digest[:12]})")
+        return 0
+    value, entry = create_token(path, args.scope, args.label)
+    print(f"gasometer: {entry.scope} token {entry.label!r} created", file=sys.stderr)
+    print(value)
     return 0
 
 
-def add_token(settings: Settings, label: str) -> str:
-    """A new random ingest token whose digest is stored in the data directory."""
-    import hashlib
+def demo_token(settings: Settings) -> str:
+    """The demo's admin token: a fresh one each run, replacing the previous run's `demo`."""
+    from gasometer.tokens import revoke_tokens
 
-    value = secrets.token_urlsafe(24)
     path = settings.data_dir / TOKEN_FILE
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    kept = [
-        line
-        for line in (path.read_text().splitlines() if path.exists() else [])
-        if line.split()[1:2] != [label]
-    ]
-    kept.append(f"{hashlib.sha256(value.encode()).hexdigest()} {label}")
-    path.write_text("\n".join(kept) + "\n")
-    path.chmod(0o600)
-    return value
+    if any(e.label == "demo" for e in read_entries(path)):
+        revoke_tokens(path, "demo")
+    return create_token(path, "admin", "demo")[0]
 
 
 @command("demo")
@@ -306,8 +342,8 @@ def demo(args: argparse.Namespace, settings: Settings) -> int:
     write_demo(settings, events=args.events, days=args.days, seed=args.seed, if_empty=args.if_empty)
     if args.no_serve:
         return 0
-    value = add_token(settings, "demo")
-    print(f"Ingest token: {value}", flush=True)
+    value = demo_token(settings)
+    print(f"Admin token (ingest, read, SQL, import): {value}", flush=True)
     return serve(args, settings)
 
 

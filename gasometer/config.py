@@ -7,7 +7,7 @@ then explicit overrides (CLI flags, tests).
 
 from __future__ import annotations
 
-import hashlib
+import ipaddress
 import os
 import tomllib
 from pathlib import Path
@@ -18,7 +18,6 @@ import msgspec
 from gasometer.errors import ConfigError
 
 ENV_PREFIX = "GASOMETER_"
-TOKEN_FILE = "tokens.sha256"
 DEFAULT_DATA_DIR = Path("./data")
 
 
@@ -37,6 +36,10 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     port: int = 8000
     tokens: list[str] = []
     token_sha256: list[str] = []
+    read_tokens: list[str] = []
+    admin_tokens: list[str] = []
+    public_read: bool | None = None
+    allowed_hosts: list[str] = []
     max_body_bytes: int = 10 * 1024 * 1024
     flush_interval_s: float = 2.0
     flush_max_events: int = 100_000
@@ -68,24 +71,18 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     rig_budgets: dict[str, Budget] = {}
     role_budgets: dict[str, Budget] = {}
 
-    def token_digests(self) -> set[bytes]:
-        """SHA-256 digests of every accepted ingest token, whatever source they came from."""
-        digests = {hashlib.sha256(t.encode()).digest() for t in self.tokens if t}
-        digests |= {bytes.fromhex(h) for h in self.token_sha256}
-        digests |= read_token_file(self.data_dir / TOKEN_FILE)
-        return digests
+    def loopback(self) -> bool:
+        """Whether `host` is a loopback address (or `localhost`): only this machine connects."""
+        if self.host.lower() == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host.strip("[]")).is_loopback
+        except ValueError:
+            return False
 
-
-def read_token_file(path: Path) -> set[bytes]:
-    """Token digests stored one per line as `<sha256 hex> [label]` (plain tokens never hit disk)."""
-    if not path.exists():
-        return set()
-    digests = set()
-    for line in path.read_text().splitlines():
-        word = line.split("#", 1)[0].split()
-        if word:
-            digests.add(bytes.fromhex(word[0]))
-    return digests
+    def reads_open(self) -> bool:
+        """Whether read routes answer without a token: `public_read` if set, else on loopback."""
+        return self.loopback() if self.public_read is None else self.public_read
 
 
 def _from_env(environ: dict[str, str]) -> dict[str, Any]:
@@ -94,7 +91,7 @@ def _from_env(environ: dict[str, str]) -> dict[str, Any]:
         raw = environ.get(ENV_PREFIX + field.upper())
         if raw is None:
             continue
-        if field in ("tokens", "token_sha256"):
+        if field in ("tokens", "token_sha256", "read_tokens", "admin_tokens", "allowed_hosts"):
             values[field] = [t.strip() for t in raw.split(",") if t.strip()]
         elif field == "rig_prefixes":
             pairs = (p.split("=", 1) for p in raw.split(",") if "=" in p)

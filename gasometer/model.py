@@ -17,8 +17,11 @@ FAR_PAST = datetime(2000, 1, 1, tzinfo=UTC)
 FAR_FUTURE = datetime(2100, 1, 1, tzinfo=UTC)
 """Events must end in [FAR_PAST, FAR_FUTURE): the window every default answer covers."""
 
-SessionId = Annotated[str, Meta(min_length=1, max_length=200)]
-ShortText = Annotated[str, Meta(max_length=500)]
+NO_CONTROLS = r"\A[^\x00-\x1f\x7f]*\Z"
+"""Text fields refuse every C0 control character and DEL (NUL, tab, newline, escape...):
+they end up in labels, logs, CSV and terminals, where none of them belongs."""
+SessionId = Annotated[str, Meta(min_length=1, max_length=200, pattern=NO_CONTROLS)]
+ShortText = Annotated[str, Meta(max_length=500, pattern=NO_CONTROLS)]
 MAX_TOKENS = 10_000_000_000
 """Per event and token type: far above any request or session (1 M-token context windows),
 and low enough that 900 million maximal events still sum exactly in a 64-bit column."""
@@ -56,7 +59,7 @@ class CostEvent(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, gc=Fal
     work_item: ShortText | None = None
     parent_session_id: ShortText | None = None
     source: ShortText | None = None
-    event_id: Annotated[str, Meta(min_length=1, max_length=200)] | None = None
+    event_id: SessionId | None = None
     kind: EventKind = "increment"
 
 

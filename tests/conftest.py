@@ -21,6 +21,12 @@ from gasometer.config import Settings, load_settings
 from gasometer.runtime import Gasometer
 
 TOKEN = "test-token-0123456789"
+"""The tests' all-purpose token: an ingest token that is also an admin token (SQL, import)."""
+INGEST_TOKEN = "test-ingest-token-0123456789"
+READ_TOKEN = "test-read-token-0123456789"
+ADMIN_TOKEN = "test-admin-token-0123456789"
+"""One token per scope, for tests of what each scope may do."""
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -59,7 +65,12 @@ def own_home(
 
 def make_settings(data_dir: Path, **overrides: object) -> Settings:
     """Settings for a test: nothing from the developer's environment leaks in."""
-    return load_settings({"data_dir": data_dir, "tokens": [TOKEN], **overrides}, environ={})
+    tokens = {
+        "tokens": [TOKEN, INGEST_TOKEN],
+        "read_tokens": [READ_TOKEN],
+        "admin_tokens": [TOKEN, ADMIN_TOKEN],
+    }
+    return load_settings({"data_dir": data_dir, **tokens, **overrides}, environ={})
 
 
 @pytest.fixture
@@ -139,7 +150,15 @@ def server_env(**extra: str) -> dict[str, str]:
     """The environment of a test server: ours only, no GASOMETER_* of the developer, and
     the test's own HOME (see `own_home`)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GASOMETER_")}
-    env.update({"GASOMETER_TOKENS": TOKEN, "GASOMETER_LOG_LEVEL": "warning", **extra})
+    env.update(
+        {
+            "GASOMETER_TOKENS": f"{TOKEN},{INGEST_TOKEN}",
+            "GASOMETER_READ_TOKENS": READ_TOKEN,
+            "GASOMETER_ADMIN_TOKENS": f"{TOKEN},{ADMIN_TOKEN}",
+            "GASOMETER_LOG_LEVEL": "warning",
+            **extra,
+        }
+    )
     return env
 
 

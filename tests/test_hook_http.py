@@ -90,7 +90,7 @@ def test_http_hook_refuses_bad_requests(
     refused = post_hook(local_server, hook_input(outside), **AUTH)
     assert refused.status_code == 403
     assert refused.json() == {
-        "error": f"{outside} is not under a Claude projects directory of this server",
+        "error": "transcript_path is not under a Claude projects directory of this server",
         "status": 403,
         "ok": False,
     }
@@ -125,3 +125,22 @@ def test_http_hook_input_shape_matches_claude_code(
     answer = post_hook(local_server, json.dumps(payload).encode(), **AUTH)
     assert answer.status_code == 200, answer.text
     assert_stored_exactly(local_server, one)
+
+
+def test_subagent_folder_outside_the_root_is_not_read(
+    local_server: ServerProcess, claude_dir: Path, tmp_path: Path
+) -> None:
+    """A session's `subagents/` folder that links out of the projects root is neither read
+    nor named: the named transcript is checked first, globbed files after."""
+    transcript = claude_dir / "projects" / "p" / "main.jsonl"
+    mine = items("main", 0, 1)
+    append(transcript, mine[0].lines())
+    outside = tmp_path / "elsewhere"
+    append(outside / "agent-x.jsonl", items("agent-x", 0, 2)[0].lines())
+    (claude_dir / "projects" / "p" / "main").mkdir()
+    (claude_dir / "projects" / "p" / "main" / "subagents").symlink_to(outside)
+    answer = post_hook(local_server, hook_input(transcript), **AUTH)
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["X-Gasometer-Files"] == "1"
+    assert_stored_exactly(local_server, mine)
+    assert "elsewhere" not in answer.text

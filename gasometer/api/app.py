@@ -12,6 +12,7 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
+from litestar.router import Router
 from litestar.static_files import create_static_files_router
 
 from gasometer import __version__
@@ -24,8 +25,11 @@ from gasometer.api import (
     maintenance,
     metrics,
     reads,
+    session,
     sql,
 )
+from gasometer.api.auth import Access, scope_guard
+from gasometer.api.security import Scrubber, security_middleware
 from gasometer.config import Settings
 from gasometer.errors import GasometerError
 from gasometer.model import ErrorBody
@@ -37,7 +41,12 @@ log = logging.getLogger("gasometer.api")
 
 
 def create_app(settings: Settings) -> Litestar:
-    """Build the app for these settings; the data directory opens when it starts."""
+    """Build the app for these settings; the data directory opens when it starts.
+
+    Every route declares its scope in `opt["scope"]`; the app-level `scope_guard` enforces
+    it (tests/test_scopes.py checks the whole route table).
+    """
+    scrub = Scrubber(settings.data_dir)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -49,7 +58,6 @@ def create_app(settings: Settings) -> Litestar:
         app.state.alert_monitor = monitor
         app.state.gm = gm
         app.state.hub = hub
-        app.state.token_digests = settings.token_digests()
         try:
             yield
         finally:
@@ -65,11 +73,16 @@ def create_app(settings: Settings) -> Litestar:
             *sql.routes,
             *analytics.routes,
             *metrics.routes,
+            *session.routes,
             live.live_socket,
-            create_static_files_router(path="/", directories=[WEB_DIR], html_mode=True),
+            create_static_files_router(
+                path="/", directories=[WEB_DIR], html_mode=True, opt={"scope": "public"}
+            ),
         ],
         lifespan=[lifespan, sql.lifespan],
-        middleware=[metrics.timing_middleware],
+        state=State({"access": Access.from_settings(settings), "scrub": scrub}),
+        guards=[scope_guard],
+        middleware=[security_middleware, metrics.timing_middleware],
         dependencies={
             "gm": Provide(_gasometer, sync_to_thread=False),
             "hub": Provide(_hub, sync_to_thread=False),
@@ -79,7 +92,14 @@ def create_app(settings: Settings) -> Litestar:
             HTTPException: _http_error,
             Exception: _internal_error,
         },
-        openapi_config=OpenAPIConfig(title="Gasometer", version=__version__, path="/schema"),
+        openapi_config=OpenAPIConfig(
+            title="Gasometer",
+            version=__version__,
+            path="/schema",
+            openapi_router=Router(
+                "/schema", route_handlers=[], include_in_schema=False, opt={"scope": "public"}
+            ),
+        ),
         request_max_body_size=settings.max_body_bytes,
         debug=False,
     )
@@ -95,18 +115,25 @@ def _hub(state: State) -> live.LiveHub:
     return hub
 
 
-def _user_error(_: Request, exc: GasometerError) -> Response[ErrorBody]:
-    return Response(ErrorBody(error=str(exc), status=exc.status), status_code=exc.status)
+def _scrubbed(request: Request, message: str) -> str:
+    """An error message without file-system paths (data dir, home, any absolute path)."""
+    scrub: Scrubber = request.app.state.scrub
+    return scrub(message)
 
 
-def _http_error(_: Request, exc: HTTPException) -> Response[ErrorBody]:
+def _user_error(request: Request, exc: GasometerError) -> Response[ErrorBody]:
+    body = ErrorBody(error=_scrubbed(request, str(exc)), status=exc.status)
+    return Response(body, status_code=exc.status)
+
+
+def _http_error(request: Request, exc: HTTPException) -> Response[ErrorBody]:
     message = exc.detail
     extra = getattr(exc, "extra", None)
     if extra:
         message = f"{message}: {extra}"
-    return Response(
-        ErrorBody(error=str(message), status=exc.status_code), status_code=exc.status_code
-    )
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+    body = ErrorBody(error=_scrubbed(request, str(message)), status=exc.status_code)
+    return Response(body, status_code=exc.status_code, headers=headers)
 
 
 def _internal_error(request: Request, exc: Exception) -> Response[ErrorBody]:

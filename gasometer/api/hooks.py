@@ -21,7 +21,6 @@ from pathlib import Path
 
 from litestar import Request, Response, post
 
-from gasometer.api.auth import require_token
 from gasometer.errors import BadRequest, GasometerError
 from gasometer.hook.env import from_environment, from_session_name
 from gasometer.hook.harvest import Attribution, HarvestResult, harvest, transcript_files
@@ -48,7 +47,7 @@ class Forbidden(GasometerError):
     status = 403
 
 
-@post("/api/hooks/claude", guards=[require_token], status_code=200)
+@post("/api/hooks/claude", status_code=200, opt={"scope": "ingest"})
 async def claude_hook(request: Request, gm: Gasometer) -> Response[bytes]:
     """Ingest what the transcripts named in a Claude Code hook input gained since last time."""
     body = await request.body()
@@ -67,11 +66,11 @@ async def claude_hook(request: Request, gm: Gasometer) -> Response[bytes]:
 
 def harvest_on_server(gm: Gasometer, payload: HookInput, environ: dict[str, str]) -> HarvestResult:
     """Read, attribute and ingest the new part of the payload's transcripts (blocking)."""
-    files = transcript_files(payload)
     roots = transcript_roots(dict(os.environ))
-    for path in files:
-        if not is_under(path, roots):
-            raise Forbidden(f"{path} is not under a Claude projects directory of this server")
+    named = [Path(p).expanduser() for p in payload.transcripts()]
+    if not all(is_under(path, roots) for path in named):
+        raise Forbidden("transcript_path is not under a Claude projects directory of this server")
+    files = [path for path in transcript_files(payload) if is_under(path, roots)]
 
     def deliver(events: list[CostEvent]) -> bool:
         gm.ingest(events, default_source="hook")

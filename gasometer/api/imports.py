@@ -10,7 +10,6 @@ import msgspec
 from litestar import Request, get, post
 from litestar.datastructures import State
 
-from gasometer.api.auth import require_token
 from gasometer.errors import BadRequest, GasometerError
 from gasometer.importer.run import Importer, ImportProgress, NothingToImport, check_paths
 from gasometer.runtime import Gasometer
@@ -74,7 +73,7 @@ def _job(state: State) -> ImportJob:
     return job
 
 
-@post("/api/import", guards=[require_token], status_code=202)
+@post("/api/import", status_code=202, opt={"scope": "admin"})
 async def start_import(request: Request, gm: Gasometer) -> ImportProgress:
     """Start importing Claude Code transcripts (default: the server user's Claude folders)
     in the background; 409 while another import runs."""
@@ -93,7 +92,7 @@ async def start_import(request: Request, gm: Gasometer) -> ImportProgress:
     return _job(request.app.state).start(gm, checked)
 
 
-@get("/api/import/status")
+@get("/api/import/status", opt={"scope": "read"})
 async def import_status(request: Request) -> ImportProgress:
     """Progress of the current (or last) import: files, bytes, events, duplicates, bad lines,
     unknown models, and state idle/running/finished/error."""

@@ -8,7 +8,6 @@ from typing import Literal
 from litestar import Request, post
 from litestar.params import Parameter
 
-from gasometer.api.auth import require_token
 from gasometer.errors import BadRequest, PayloadTooLarge
 from gasometer.ingest.normalize import decode_body, normalize
 from gasometer.model import IngestResult
@@ -17,7 +16,7 @@ from gasometer.runtime import Gasometer
 NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl")
 
 
-@post("/api/ingest", guards=[require_token], status_code=202)
+@post("/api/ingest", status_code=202, opt={"scope": "ingest"})
 async def ingest_events(
     request: Request,
     gm: Gasometer,

@@ -122,7 +122,7 @@ class LiveHub:
         return False
 
 
-@websocket("/ws/live")
+@websocket("/ws/live", opt={"scope": "read"})
 async def live_socket(socket: WebSocket, hub: LiveHub) -> None:
     """Push every accepted event; the client may narrow them with a filter message."""
     await socket.accept()

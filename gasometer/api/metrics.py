@@ -107,7 +107,7 @@ def timing_middleware(app: ASGIApp) -> ASGIApp:
     return middleware
 
 
-@get("/metrics", sync_to_thread=True, include_in_schema=False)
+@get("/metrics", sync_to_thread=True, include_in_schema=False, opt={"scope": "read"})
 def metrics(request: Request, gm: Gasometer) -> Response[str]:
     """Prometheus text format: cost, events and tokens by role/rig/model, ingest counters,
     live clients, budget alerts and request latencies."""

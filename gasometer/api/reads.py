@@ -28,6 +28,7 @@ def _filters(
 
 
 FILTERS = {"filters": Provide(_filters, sync_to_thread=False)}
+READ = {"scope": "read"}
 
 
 class DailyResponse(msgspec.Struct):
@@ -36,7 +37,7 @@ class DailyResponse(msgspec.Struct):
     days: list[dict[str, Any]]
 
 
-@get("/api/stats/daily", dependencies=FILTERS, sync_to_thread=True)
+@get("/api/stats/daily", dependencies=FILTERS, sync_to_thread=True, opt=READ)
 def daily(gm: Gasometer, filters: Filters, group_by: GroupBy = "role") -> DailyResponse:
     """Cost per day and role (or rig, worker, model), days in `tz` (default UTC)."""
     rows = stats.daily(gm.engine, filters, group_by)
@@ -48,7 +49,7 @@ def daily(gm: Gasometer, filters: Filters, group_by: GroupBy = "role") -> DailyR
     return DailyResponse(days)
 
 
-@get("/api/stats/summary", dependencies=FILTERS, sync_to_thread=True)
+@get("/api/stats/summary", dependencies=FILTERS, sync_to_thread=True, opt=READ)
 def summary(gm: Gasometer, filters: Filters) -> stats.Summary:
     """Today, this week (from Monday), this month, burn rate and the month's projection."""
     return stats.summary(gm.engine, filters)
@@ -71,19 +72,19 @@ def _shares(gm: Gasometer, filters: Filters, by: Any) -> list[dict[str, Any]]:
     return out
 
 
-@get("/api/stats/roles", dependencies=FILTERS, sync_to_thread=True)
+@get("/api/stats/roles", dependencies=FILTERS, sync_to_thread=True, opt=READ)
 def roles(gm: Gasometer, filters: Filters) -> RolesResponse:
     """Cost per role with its share of the total."""
     return RolesResponse(_shares(gm, filters, "role"))
 
 
-@get("/api/stats/rigs", dependencies=FILTERS, sync_to_thread=True)
+@get("/api/stats/rigs", dependencies=FILTERS, sync_to_thread=True, opt=READ)
 def rigs(gm: Gasometer, filters: Filters) -> RigsResponse:
     """Cost per rig with its share of the total."""
     return RigsResponse(_shares(gm, filters, "rig"))
 
 
-@get("/api/costs", dependencies=FILTERS, sync_to_thread=True)
+@get("/api/costs", dependencies=FILTERS, sync_to_thread=True, opt=READ)
 def costs(
     gm: Gasometer,
     filters: Filters,
@@ -95,7 +96,7 @@ def costs(
     return stats.events_page(gm.engine, filters, limit, cursor, session_id)
 
 
-@get("/health", sync_to_thread=True)
+@get("/health", sync_to_thread=True, opt={"scope": "public"})
 def health(gm: Gasometer) -> Health:
     """Status, event count, partitions, WAL backlog and version."""
     return health_report(gm.store, gm.engine, gm.ingestor.commit_error)

@@ -70,7 +70,7 @@ def decode_body(body: bytes, ndjson: bool) -> list[CostEvent]:
 def _explain(body: bytes, exc: msgspec.DecodeError, index: int | None) -> str:
     """One line naming the field (and, in an array, the event index) of a decode error."""
     if isinstance(exc, msgspec.ValidationError):
-        return _with_index(str(exc))
+        return _with_index(_plain(str(exc)))
     constant = _non_finite(body)
     if constant is not None:
         where, field, literal = constant
@@ -97,6 +97,15 @@ def _non_finite(body: bytes) -> tuple[int, str, str] | None:
                 if isinstance(v, _Constant):
                     return index, field, v.literal
     return None
+
+
+def _plain(message: str) -> str:
+    """msgspec names the control-character pattern (the only one) by its regex; say what it
+    means."""
+    if "matching regex" in message:
+        _head, sep, tail = message.partition(" - at ")
+        return "control characters (NUL, tab, newline...) are not allowed" + (sep + tail)
+    return message
 
 
 def _with_index(message: str) -> str:
