@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import functools
 import logging
 import os
 import secrets
@@ -21,6 +22,7 @@ import msgspec
 from gasometer import __version__
 from gasometer.config import TOKEN_FILE, Settings, load_settings
 from gasometer.errors import ConfigError, GasometerError
+from gasometer.reports import command as reports
 
 Command = Callable[[argparse.Namespace, Settings], int]
 COMMANDS: dict[str, Command] = {}
@@ -88,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     imp.add_argument("--batch-events", type=int, default=5000, help="events per durable batch")
     sub.add_parser("pricing", parents=[common], help="list the model pricing table")
+    reports.add_parsers(sub, common)
     _hook_parsers(sub, common)
     return parser
 
@@ -152,6 +155,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+COMMANDS.update({name: functools.partial(reports.run_report, name) for name in reports.REPORTS})
 
 
 def _system_error(exc: OSError | sqlite3.Error) -> str:

@@ -70,6 +70,10 @@ class StoreLocked(GasometerError):
     """Another Gasometer process owns this data directory."""
 
 
+class StoreMissing(GasometerError):
+    """A read-only open of a directory that holds no Gasometer data (a typo in --data-dir)."""
+
+
 class Store:
     """Owns a data directory: flushing, compaction and consistent snapshots for readers."""
 
@@ -91,6 +95,10 @@ class Store:
         self._lock_handle: int | None = None
         self.last_error: str | None = None
         self._retention_due = 0.0
+        if readonly and not (self.data_dir / ledger.LEDGER_FILE).exists():
+            raise StoreMissing(
+                f"{self.data_dir}: no Gasometer data here (check --data-dir or GASOMETER_DATA_DIR)"
+            )
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if not readonly:
             self._take_ownership()
