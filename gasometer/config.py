@@ -11,7 +11,8 @@ import hashlib
 import os
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, get_args
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
@@ -20,6 +21,7 @@ from gasometer.errors import ConfigError
 ENV_PREFIX = "GASOMETER_"
 TOKEN_FILE = "tokens.sha256"
 DEFAULT_DATA_DIR = Path("./data")
+LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 
 
 class Budget(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -56,13 +58,22 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     rig_prefixes: dict[str, str] = {}
     town_dir: Path | None = None
     cwd_rules: list[dict[str, str]] = []
-    log_level: str = "info"
+    log_level: LogLevel = "info"
     budget_daily_usd: float | None = None
     budget_monthly_usd: float | None = None
     budget_warn_ratio: float = 0.8
     budget_tz: str = "UTC"
     rig_budgets: dict[str, Budget] = {}
     role_budgets: dict[str, Budget] = {}
+
+    def __post_init__(self) -> None:
+        try:
+            ZoneInfo(self.budget_tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"budget_tz: unknown time zone {self.budget_tz!r} (use an IANA name like "
+                "Europe/Paris)"
+            ) from None
 
     def token_digests(self) -> set[bytes]:
         """SHA-256 digests of every accepted ingest token, whatever source they came from."""
@@ -127,7 +138,8 @@ def load_settings(
     try:
         return msgspec.convert(layered, Settings, strict=False, dec_hook=_decode_path)
     except msgspec.ValidationError as exc:
-        raise ConfigError(f"invalid configuration: {exc}") from exc
+        hint = f" (one of {', '.join(get_args(LogLevel))})" if "log_level" in str(exc) else ""
+        raise ConfigError(f"invalid configuration: {exc}{hint}") from exc
 
 
 def _decode_path(kind: type, value: Any) -> Any:

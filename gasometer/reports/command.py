@@ -77,8 +77,9 @@ def run_report(kind: str, args: argparse.Namespace, settings: Settings) -> int:
     """Build and print one report (the query layer is imported here, not at start-up:
     `gasometer hook` shares this parser and must start fast)."""
     from gasometer.reports.build import build
-    from gasometer.reports.render import as_json, as_table, console
+    from gasometer.reports.render import as_json, as_table
     from gasometer.reports.source import RemoteSource
+    from gasometer.terminal import console
 
     report_kind = cast("Kind", kind)
     options = options_from(args)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from rich.console import Console
 from rich.table import Table
 
 from gasometer.reports.build import Line, Report
@@ -20,14 +18,6 @@ LABELS = {
     "blocks": ("blocks", "id", "Block start (UTC)"),
 }
 """Per report: its JSON list key, a row's label key, and its table heading (as ccusage)."""
-
-
-def console() -> Console:
-    """A console for tables: at a terminal its width; piped, wide enough that no column
-    is ever cut to `r…` (a pipe has no width to fit)."""
-    if sys.stdout.isatty():
-        return Console()
-    return Console(width=100_000, no_color=True, highlight=False)
 
 
 def token_fields(usage: Usage) -> dict[str, Any]:
