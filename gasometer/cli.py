@@ -68,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=7, help="random seed (default: %(default)s)")
     demo.add_argument("--if-empty", action="store_true", help="write only into an empty store")
     demo.add_argument("--no-serve", action="store_true", help="only write the data")
+    demo.add_argument(
+        "--no-live", action="store_true", help="no simulated agents posting events while serving"
+    )
     _server_args(demo)
 
     sql = sub.add_parser("sql", parents=[common], help="run read-only SQL over the store")
@@ -258,7 +261,10 @@ def serve(_: argparse.Namespace, settings: Settings) -> int:
             "create one with `gasometer token` or set GASOMETER_TOKENS",
             file=sys.stderr,
         )
-    print(f"Gasometer {__version__} on http://{settings.host}:{settings.port}", flush=True)
+    print(
+        f"Gasometer {__version__} on http://{settings.host}:{settings.port} (Ctrl-C stops it)",
+        flush=True,
+    )
     serving.run(create_app(settings), settings, sock)
     return 0
 
@@ -307,7 +313,8 @@ def add_token(settings: Settings, label: str) -> str:
 
 @command("demo")
 def demo(args: argparse.Namespace, settings: Settings) -> int:
-    """Write demo data (unless the store has some and --if-empty), then serve."""
+    """Write demo data (unless the store has some and --if-empty), then serve it with the
+    live demo town (simulated agents) unless --no-live."""
     from gasometer.demo import write_demo
 
     write_demo(settings, events=args.events, days=args.days, seed=args.seed, if_empty=args.if_empty)
@@ -315,7 +322,14 @@ def demo(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     value = add_token(settings, "demo")
     print(f"Ingest token: {value}", flush=True)
-    return serve(args, settings)
+    from gasometer.demo_live import start_live_town
+
+    town = None if args.no_live else start_live_town(settings, value)
+    try:
+        return serve(args, settings)
+    finally:
+        if town is not None:
+            town.stop()
 
 
 @command("compact")
