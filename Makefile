@@ -7,20 +7,29 @@ PORT ?= 8000
 DATA_DIR ?= ./data
 EVENTS ?= 200000
 
-.PHONY: install demo serve test lint bench bench-10m clean
+.PHONY: install install-serve demo serve test lint bench bench-10m clean
 
-$(VENV)/.installed: pyproject.toml
+# What serving needs (the package and its runtime dependencies): `make demo`, `make serve`.
+$(VENV)/.serve: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q -e .
 	touch $@
+
+# Everything development needs on top: test and lint tools (.[dev]) and ccusage (tools/).
+$(VENV)/.installed: pyproject.toml tools/package-lock.json $(VENV)/.serve
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	npm ci --prefix tools --no-audit --no-fund
+	touch $@
+
+install-serve: $(VENV)/.serve
 
 install: $(VENV)/.installed
 
-demo: install
+demo: install-serve
 	$(BIN)/gasometer demo --data-dir $(DATA_DIR) --events $(EVENTS) --if-empty --host $(HOST) --port $(PORT)
 
-serve: install
+serve: install-serve
 	$(BIN)/gasometer serve --data-dir $(DATA_DIR) --host $(HOST) --port $(PORT)
 
 lint: install
