@@ -196,7 +196,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "host": getattr(args, "host", None),
             "port": getattr(args, "port", None),
         }
-        settings = load_settings(overrides)
+        # `pricing` and `hooks` use no server setting: a bad one must not stop them
+        settings = Settings() if args.command in ("pricing", "hooks") else load_settings(overrides)
         logging.basicConfig(
             level=settings.log_level.upper(),
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",

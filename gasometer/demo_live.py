@@ -2,8 +2,9 @@
 agents keep working, one event every second or so, posted to the server's own
 `/api/ingest` (the real ingest path), so the live parts of the dashboard move.
 
-It only ever runs on a demo store: one that `write_demo` marked (`demo.json` in the data
-directory) because the demo wrote its history into an empty store.
+It only ever runs on a store holding demo data only: one that `write_demo` marked
+(`demo.json` in the data directory) because it wrote its history into an empty store, and
+that has received no event from any other source since.
 """
 
 from __future__ import annotations
@@ -170,15 +171,32 @@ def local_url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
+def foreign_sources(settings: Settings) -> dict[str, int]:
+    """Events per source other than the demo's in this store (read-only)."""
+    from gasometer.query.engine import QueryEngine
+    from gasometer.store.store import Store
+
+    store = Store(settings, readonly=True)
+    engine = QueryEngine(store, threads=1)
+    try:
+        rows = engine.run("event_sources", {}).rows
+    finally:
+        engine.close()
+        store.close()
+    return {str(source): int(count) for source, count in rows if source != "demo"}
+
+
 def start_live_town(settings: Settings, token: str) -> LiveTown | None:
-    """Start the town against the server about to serve `settings` if its store is a demo
-    store; say what happens either way."""
+    """Start the town against the server about to serve `settings` if its store holds
+    demo data only (marked by the demo, no event from elsewhere); say what happens."""
+    reason = None
     if not is_demo_store(settings.data_dir):
-        print(
-            f"No live demo town: {settings.data_dir} holds data that is not the demo's "
-            "(a demo store is marked by demo.json)",
-            flush=True,
-        )
+        reason = "its data was not written by the demo (no demo.json)"
+    elif others := foreign_sources(settings):
+        listed = ", ".join(f"{n:,} from {source}" for source, n in others.items())
+        reason = f"it holds events besides the demo's ({listed})"
+    if reason:
+        print(f"No live demo town on {settings.data_dir}: {reason}", flush=True)
         return None
     town = LiveTown(local_url(settings.host, settings.port), token)
     town.start()

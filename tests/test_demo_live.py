@@ -153,6 +153,25 @@ def test_never_on_a_store_holding_other_data(tmp_path: Path, demos: Callable[...
     assert not (data / MARKER).exists()
 
 
+def test_not_on_a_demo_store_that_has_since_received_real_events(
+    tmp_path: Path, demos: Callable[..., Demo]
+) -> None:
+    data = tmp_path / "data"
+    assert write_demo(make_settings(data), events=500, days=2, seed=3, if_empty=True) == 500
+    server = ServerProcess(data, free_port(), server_env()).start()
+    try:
+        real = {"session_id": "ga-nux", "cost_usd": 1.25, "ended_at": "2026-10-01T09:00:00Z",
+                "source": "hook"}  # fmt: skip
+        assert httpx.post(server.url + "/api/ingest", json=real, headers=AUTH).status_code == 202
+    finally:
+        server.stop()
+    demo = demos(data, "--if-empty")
+    demo.wait_until(lambda: httpx.get(demo.url + "/health", timeout=2).status_code == 200)
+    posted_and_seen(demo)
+    assert demo.live_events() == []
+    assert "No live demo town" in demo.output() and "1 from hook" in demo.output()
+
+
 def test_only_a_store_the_demo_filled_from_empty_is_marked(tmp_path: Path) -> None:
     empty = make_settings(tmp_path / "empty")
     assert write_demo(empty, events=500, days=2, seed=3, if_empty=True) == 500
