@@ -336,3 +336,20 @@ def test_blocks_equal_ccusage_blocks(transcripts: tuple[Path, Path]) -> None:
             cc_tokens["cacheReadInputTokens"],
         ]
         assert abs(mine["costUSD"] - cc["costUSD"]) <= 0.01
+
+
+def test_breakdowns_add_up_for_every_report(loaded: tuple[ServerProcess, list]) -> None:
+    server, _ = loaded
+    for kind, by in [("blocks", "role"), ("weekly", "worker"), ("session", "model")]:
+        answer = report(kind, "--url", server.url, "-z", TZ, "--by", by)
+        (rows,) = (v for k, v in answer.items() if isinstance(v, list))
+        assert rows
+        for row in rows:
+            parts = row["breakdowns"]
+            assert parts and all(by in p for p in parts)
+            assert sum(p["cost"] for p in parts) == pytest.approx(row["totalCost"])
+            assert sum(p["outputTokens"] for p in parts) == row["outputTokens"]
+    done = cli("session", "--url", server.url, "--by", "rig")
+    assert done.returncode == 1 and "--by" in done.stderr and done.stderr.count("\n") == 1
+    done = cli("session", "--url", server.url, "-z", "UTC", "--breakdown")
+    assert done.returncode == 0 and "└ claude-opus-4-5" in done.stdout

@@ -3,3 +3,5 @@
 `source` fetches rows from a data directory (through gasometer.query) or from a running
 server (through its read API); `build` turns them into report rows; `render` prints them.
 """
+
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")

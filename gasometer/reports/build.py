@@ -9,9 +9,10 @@ from typing import Any, Literal
 
 import msgspec
 
+from gasometer.errors import BadRequest
 from gasometer.query.stats import Filters, GroupBy
 from gasometer.query.window import zone
-from gasometer.reports.command import WEEKDAYS
+from gasometer.reports import WEEKDAYS
 from gasometer.reports.source import DayRow, HourRow, SessionRow, Source, Usage
 
 Kind = Literal["daily", "weekly", "monthly", "session", "blocks"]
@@ -70,12 +71,19 @@ class Report(msgspec.Struct, kw_only=True):
 def build(kind: Kind, source: Source, options: Options, now: datetime | None = None) -> Report:
     """The report `kind` for `options`, read from `source`."""
     zone(options.tz)  # an unknown zone is one clear error before any query runs
+    if kind == "session" and options.by not in (None, "model"):
+        raise BadRequest(
+            "--by: session rows already carry role, rig and worker; only --by model applies"
+        )
     if kind == "session":
         lines = session_lines(source.sessions(options.filters(), options.limit), options.tz)
     elif kind == "blocks":
         lines = block_lines(source, options, now or datetime.now(UTC))
     else:
         lines = period_lines(kind, source, options)
+    if options.by == "model":
+        for line in lines:
+            line.breakdown = dict(line.models)
     if options.order == "desc":
         lines.reverse()
     totals = Usage()
@@ -103,8 +111,8 @@ def period_lines(kind: Kind, source: Source, options: Options) -> list[Line]:
         return period_label(kind, date.fromisoformat(row.date), options.start_of_week)
 
     by_model = source.days(filters, "model")
-    by_key = by_model if options.by in (None, "model") else source.days(filters, options.by)
-    return fold(by_model, by_key if options.by else [], label)
+    by_key = [] if options.by in (None, "model") else source.days(filters, options.by)
+    return fold(by_model, by_key, label)
 
 
 def fold(
@@ -113,7 +121,7 @@ def fold(
     label: Callable[[Any], str],
 ) -> list[Line]:
     """Lines labelled by `label`, in label order of first appearance: totals and models
-    from `model_rows`, the breakdown from `key_rows` (empty: no breakdown)."""
+    from `model_rows`, the breakdown from `key_rows` (none: no breakdown, or the models')."""
     lines: dict[str, Line] = {}
     for row in model_rows:
         name = label(row)
@@ -173,9 +181,9 @@ def block_lines(source: Source, options: Options, now: datetime) -> list[Line]:
     projection; `--by` breaks each block down by that key."""
     filters = options.filters()
     by_model = source.hours(filters, "model")
-    by_key = by_model if options.by in (None, "model") else source.hours(filters, options.by)
+    by_key = [] if options.by in (None, "model") else source.hours(filters, options.by)
     starts = block_starts(row.hour for row in by_model)
-    lines = fold(by_model, by_key if options.by else [], lambda row: _iso(starts[row.hour]))
+    lines = fold(by_model, by_key, lambda row: _iso(starts[row.hour]))
     last_at: dict[str, datetime] = {}
     for row in by_model:
         key = _iso(starts[row.hour])

@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any, cast
 
 from gasometer.config import Settings
 from gasometer.errors import ConfigError
+from gasometer.reports import WEEKDAYS
 
 if TYPE_CHECKING:
     from gasometer.query.stats import GroupBy
     from gasometer.reports.build import Kind, Options, Report
 
-WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 REPORTS: dict[str, str] = {
     "daily": "cost and tokens per day (like `ccusage daily`)",

@@ -88,6 +88,7 @@ def _json_extra(report: Report, line: Line) -> dict[str, Any]:
             "costUSD": line.usage.total_usd,
             "models": list(line.models),
         }
+        out["burnRate"] = out["projection"] = None
         if extra["active"]:
             out["burnRate"] = {"costPerHour": extra["usd_per_hour"]}
             out["projection"] = {
