@@ -7,7 +7,7 @@ PORT ?= 8000
 DATA_DIR ?= ./data
 EVENTS ?= 200000
 
-.PHONY: install install-serve demo serve test lint bench bench-10m clean
+.PHONY: install install-serve tools demo serve test lint bench bench-10m clean
 
 # What serving needs (the package and its runtime dependencies): `make demo`, `make serve`.
 $(VENV)/.serve: pyproject.toml
@@ -16,15 +16,21 @@ $(VENV)/.serve: pyproject.toml
 	$(BIN)/python -m pip install -q -e .
 	touch $@
 
-# Everything development needs on top: test and lint tools (.[dev]) and ccusage (tools/).
-$(VENV)/.installed: pyproject.toml tools/package-lock.json $(VENV)/.serve
+# Development on top: the test, lint and browser-test tools (.[dev]).
+$(VENV)/.installed: pyproject.toml $(VENV)/.serve
 	$(BIN)/python -m pip install -q -e ".[dev]"
-	npm ci --prefix tools --no-audit --no-fund
 	touch $@
 
 install-serve: $(VENV)/.serve
 
 install: $(VENV)/.installed
+
+# Node tools the tests run (ccusage 18.0.11, pinned by tools/package-lock.json).
+tools/node_modules/.installed: tools/package.json tools/package-lock.json
+	npm ci --prefix tools --no-audit --no-fund
+	touch $@
+
+tools: tools/node_modules/.installed
 
 demo: install-serve
 	$(BIN)/gasometer demo --data-dir $(DATA_DIR) --events $(EVENTS) --if-empty --host $(HOST) --port $(PORT)
@@ -37,7 +43,7 @@ lint: install
 	$(BIN)/ruff format --check gasometer tests benchmarks
 	$(BIN)/mypy
 
-test: lint
+test: lint tools
 	$(BIN)/pytest -q
 
 bench: install
@@ -47,4 +53,4 @@ bench-10m: install
 	$(BIN)/pytest benchmarks --benchmark-enable --events 10000000 --benchmark-columns=min,median,mean,max,rounds -p no:cacheprovider
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache tools/node_modules
