@@ -154,7 +154,9 @@ def _hook_parser(sub: Any) -> None:
 
 def _hook_parsers(sub: Any) -> None:
     _hook_parser(sub)
-    hooks = sub.add_parser("hooks", help="install or remove the hook in Claude's settings.json")
+    hooks = sub.add_parser(
+        "hooks", help="install, remove or check the hook in Claude Code's settings"
+    )
     action = hooks.add_subparsers(dest="action", required=True)
     for name in ("install", "uninstall"):
         action.add_parser(name, help=f"{name} Gasometer's Stop/SubagentStop/SessionEnd hooks")
