@@ -7,13 +7,21 @@ PORT ?= 8000
 DATA_DIR ?= ./data
 EVENTS ?= 200000
 
-.PHONY: install tools demo serve test lint bench bench-10m clean
+.PHONY: install install-serve tools demo serve test lint bench bench-10m clean
 
-$(VENV)/.installed: pyproject.toml
+# What serving needs (the package and its runtime dependencies): `make demo`, `make serve`.
+$(VENV)/.serve: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
+# Development on top: the test, lint and browser-test tools (.[dev]).
+$(VENV)/.installed: pyproject.toml $(VENV)/.serve
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	touch $@
+
+install-serve: $(VENV)/.serve
 
 install: $(VENV)/.installed
 
@@ -24,10 +32,10 @@ tools/node_modules/.installed: tools/package.json tools/package-lock.json
 
 tools: tools/node_modules/.installed
 
-demo: install
+demo: install-serve
 	$(BIN)/gasometer demo --data-dir $(DATA_DIR) --events $(EVENTS) --if-empty --host $(HOST) --port $(PORT)
 
-serve: install
+serve: install-serve
 	$(BIN)/gasometer serve --data-dir $(DATA_DIR) --host $(HOST) --port $(PORT)
 
 lint: install

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import functools
 import logging
 import os
 import sqlite3
@@ -20,6 +21,7 @@ import msgspec
 from gasometer import __version__
 from gasometer.config import Settings, load_settings
 from gasometer.errors import ConfigError, GasometerError
+from gasometer.reports import command as reports
 from gasometer.tokens import SCOPES, TOKEN_FILE, TokenRegistry, create_token, read_entries
 
 Command = Callable[[argparse.Namespace, Settings], int]
@@ -38,28 +40,47 @@ def command(name: str) -> Callable[[Command], Command]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
-    parser = argparse.ArgumentParser(prog="gasometer", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="gasometer",
+        description=USAGE,
+        epilog=NEXT_STEPS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"gasometer {__version__}")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--data-dir", type=Path, help="data directory (default ./data, env GASOMETER_DATA_DIR)"
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="<command>", title="all commands"
+    )
 
     serve = sub.add_parser("serve", parents=[common], help="serve the API and dashboard")
     _server_args(serve)
 
-    demo = sub.add_parser("demo", parents=[common], help="write demo data, then serve")
-    demo.add_argument("--events", type=int, default=200_000, help="events to generate")
-    demo.add_argument("--days", type=int, default=60, help="days of history")
-    demo.add_argument("--seed", type=int, default=7, help="random seed")
+    demo = sub.add_parser(
+        "demo", parents=[common], help="write demo data, then serve it with a live demo town"
+    )
+    demo.add_argument(
+        "--events", type=int, default=200_000, help="events to generate (default: %(default)s)"
+    )
+    demo.add_argument("--days", type=int, default=60, help="days of history (default: %(default)s)")
+    demo.add_argument("--seed", type=int, default=7, help="random seed (default: %(default)s)")
     demo.add_argument("--if-empty", action="store_true", help="write only into an empty store")
     demo.add_argument("--no-serve", action="store_true", help="only write the data")
+    demo.add_argument(
+        "--no-live", action="store_true", help="no simulated agents posting events while serving"
+    )
     _server_args(demo)
 
     sql = sub.add_parser("sql", parents=[common], help="run read-only SQL over the store")
     sql.add_argument("query", help="one SELECT over `events`, `hourly` and `queries.<name>(…)`")
-    sql.add_argument("--format", choices=["table", "csv", "json", "parquet"], default="table")
+    sql.add_argument(
+        "--format",
+        choices=["table", "csv", "json", "parquet"],
+        default="table",
+        help="output format (default: %(default)s)",
+    )
     sql.add_argument("--output", type=Path, help="file for --format parquet")
 
     sub.add_parser("compact", parents=[common], help="merge small Parquet files now")
@@ -105,12 +126,40 @@ def build_parser() -> argparse.ArgumentParser:
     )
     imp.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     imp.add_argument("--batch-events", type=int, default=5000, help="events per durable batch")
-    sub.add_parser("pricing", parents=[common], help="list the model pricing table")
-    _hook_parsers(sub, common)
+    prices = sub.add_parser("pricing", help="list the model pricing table")
+    prices.add_argument(
+        "--format",
+        choices=["table", "json", "csv"],
+        default="table",
+        help="output format (default: %(default)s)",
+    )
+    reports.add_parsers(sub, common)
+    _hook_parsers(sub)
     return parser
 
 
-def _hook_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
+USAGE = """\
+Gasometer: what every Claude Code agent of your fleet costs, right now and over time.
+
+It takes in cost events (Claude Code hooks, transcript imports, HTTP), keeps them in
+Parquet and answers with a live dashboard, a REST API and live stream, read-only SQL,
+and ccusage-style reports.
+
+common commands:
+  gasometer demo                 demo data and a live demo town on http://127.0.0.1:8000
+  gasometer serve                serve your own data (./data) on http://127.0.0.1:8000
+  gasometer import               import Claude Code transcripts (~/.claude/projects)
+  gasometer hooks install        report every agent session from now on (Claude Code hooks)
+  gasometer daily                cost and tokens per day, like `ccusage daily`
+  gasometer sql "SELECT ..."     read-only SQL over the stored events"""
+
+NEXT_STEPS = """\
+Run `gasometer <command> --help` for a command's options. README.md has the quick
+start and the API; docs/operating.md covers running it for a fleet, backups and
+troubleshooting."""
+
+
+def _hook_parser(sub: Any) -> None:
     hook = sub.add_parser("hook", help="Claude Code hook: send new transcript usage (stdin JSON)")
     hook.add_argument(
         "--gt-costs",
@@ -119,14 +168,23 @@ def _hook_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="forward Gas Town's cost log (default ~/.gt/costs.jsonl) as running totals",
     )
-    hooks = sub.add_parser("hooks", help="install or remove the hook in Claude's settings.json")
+
+
+def _hook_parsers(sub: Any) -> None:
+    _hook_parser(sub)
+    hooks = sub.add_parser(
+        "hooks", help="install, remove or check the hook in Claude Code's settings"
+    )
     action = hooks.add_subparsers(dest="action", required=True)
     for name in ("install", "uninstall"):
-        p = action.add_parser(
-            name, parents=[common], help=f"{name} Gasometer's Stop/SubagentStop/SessionEnd hooks"
-        )
+        action.add_parser(name, help=f"{name} Gasometer's Stop/SubagentStop/SessionEnd hooks")
+    action.add_parser("status", help="the hook's settings files, spool and last log lines")
+    for p in action.choices.values():
         p.add_argument(
-            "--settings", type=Path, help="settings file (default ~/.claude/settings.json)"
+            "--settings",
+            type=Path,
+            help="Claude Code settings file (default: settings.json in each CLAUDE_CONFIG_DIR "
+            "entry, else ~/.claude/settings.json)",
         )
     install = action.choices["install"]
     install.add_argument(
@@ -137,7 +195,6 @@ def _hook_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     install.add_argument("--url", help="server URL the hook sends to (stored for the hook)")
     install.add_argument("--token", help="ingest token the hook sends with (stored, mode 600)")
-    action.add_parser("status", parents=[common], help="the hook's spool, settings and last log")
 
 
 def _server_args(parser: argparse.ArgumentParser) -> None:
@@ -153,17 +210,21 @@ def _server_args(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one subcommand; exit 1 with one clear line on any user-facing error."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["hook"]:  # run by every agent turn: parse only what it takes
+        hook_only = argparse.ArgumentParser(prog="gasometer")
+        _hook_parser(hook_only.add_subparsers(dest="command", required=True))
+        return _hook(hook_only.parse_args(argv))
     args = build_parser().parse_args(argv)
-    if args.command == "hook":
-        return _hook(args)
     try:
         overrides: dict[str, Any] = {
-            "data_dir": args.data_dir,
+            "data_dir": getattr(args, "data_dir", None),
             "host": getattr(args, "host", None),
             "port": getattr(args, "port", None),
             "public_read": getattr(args, "public_read", None),
         }
-        settings = load_settings(overrides)
+        # `pricing` and `hooks` use no server setting: a bad one must not stop them
+        settings = Settings() if args.command in ("pricing", "hooks") else load_settings(overrides)
         logging.basicConfig(
             level=settings.log_level.upper(),
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -172,11 +233,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GasometerError as exc:
         print(f"gasometer: error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # `gasometer pricing | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (OSError, sqlite3.Error) as exc:
         print(f"gasometer: error: {_system_error(exc)}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        return 130
+
+
+COMMANDS.update({name: functools.partial(reports.run_report, name) for name in reports.REPORTS})
 
 
 def _system_error(exc: OSError | sqlite3.Error) -> str:
@@ -214,19 +281,20 @@ def serve(_: argparse.Namespace, settings: Settings) -> int:
 
     _refuse_if_in_use(settings.data_dir)
     open_ledger(settings.data_dir.resolve()).close()
-    import uvicorn
-
+    from gasometer import serving
     from gasometer.api.app import create_app
 
-    _check_exposure(settings)
-    print(f"Gasometer {__version__} on http://{settings.host}:{settings.port}", flush=True)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        access_log=False,
+    sock = serving.bind(settings.host, settings.port)
+    try:
+        _check_exposure(settings)
+    except ConfigError:
+        sock.close()
+        raise
+    print(
+        f"Gasometer {__version__} on http://{settings.host}:{settings.port} (Ctrl-C stops it)",
+        flush=True,
     )
+    serving.run(create_app(settings), settings, sock)
     return 0
 
 
@@ -264,42 +332,10 @@ def _hook(args: argparse.Namespace) -> int:
 
 @command("hooks")
 def hooks(args: argparse.Namespace, _: Settings) -> int:
-    """Add or remove Gasometer's entries in Claude Code's settings.json, or show status."""
-    import os
+    """Add or remove Gasometer's entries in Claude Code's settings files, or show status."""
+    from gasometer.hook.commands import run_hooks
 
-    from gasometer.hook import install as inst
-    from gasometer.hook.config import hook_home
-
-    if args.action == "status":
-        from gasometer.hook.config import load_hook_config
-        from gasometer.hook.status import hook_status
-
-        report = hook_status(load_hook_config(os.environ))
-        print(msgspec.json.format(msgspec.json.encode(report)).decode())
-        return 0
-    path = args.settings or inst.default_settings_path(os.environ)
-    if args.action == "uninstall":
-        change = inst.uninstall(path)
-        print(f"{path}: removed {change.removed} Gasometer hook(s)" + _backup_note(change.backup))
-        return 0
-    hook = (
-        inst.http_hook(args.http)
-        if args.http
-        else inst.command_hook(args.hook_command or inst.default_command())
-    )
-    change = inst.install(path, hook)
-    stored = inst.write_client_config(hook_home(os.environ), args.url, args.token)
-    what = "installed" if change.changed else "already installed"
-    print(
-        f"{path}: Gasometer hook {what} for {', '.join(inst.EVENTS)}" + _backup_note(change.backup)
-    )
-    if stored:
-        print(f"hook settings stored in {stored}")
-    return 0
-
-
-def _backup_note(backup: Path | None) -> str:
-    return f" (backup: {backup})" if backup else ""
+    return run_hooks(args)
 
 
 @command("token")
@@ -336,7 +372,8 @@ def demo_token(settings: Settings) -> str:
 
 @command("demo")
 def demo(args: argparse.Namespace, settings: Settings) -> int:
-    """Write demo data (unless the store has some and --if-empty), then serve."""
+    """Write demo data (unless the store has some and --if-empty), then serve it with the
+    live demo town (simulated agents) unless --no-live."""
     from gasometer.demo import write_demo
 
     write_demo(settings, events=args.events, days=args.days, seed=args.seed, if_empty=args.if_empty)
@@ -344,7 +381,14 @@ def demo(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     value = demo_token(settings)
     print(f"Admin token (ingest, read, SQL, import): {value}", flush=True)
-    return serve(args, settings)
+    from gasometer.demo_live import start_live_town
+
+    town = None if args.no_live else start_live_town(settings, value)
+    try:
+        return serve(args, settings)
+    finally:
+        if town is not None:
+            town.stop()
 
 
 @command("compact")
@@ -369,6 +413,8 @@ def retention(args: argparse.Namespace, settings: Settings) -> int:
     from gasometer.store import retention as keep
     from gasometer.store.store import Store
 
+    if args.days is not None and not args.days > 0:
+        raise ConfigError(f"--days: must be more than 0 (got {args.days:g})")
     days = args.days if args.days is not None else settings.retention_days
     if days is None:
         raise ConfigError("no retention set: pass --days N or set GASOMETER_RETENTION_DAYS")
@@ -479,11 +525,11 @@ def import_(args: argparse.Namespace, settings: Settings) -> int:
 
 
 @command("pricing")
-def pricing(_: argparse.Namespace, __: Settings) -> int:
+def pricing(args: argparse.Namespace, _: Settings) -> int:
     """List the pricing table shipped with this version."""
     from gasometer.importer.console import print_pricing
 
-    print_pricing()
+    print_pricing(fmt=args.format)
     return 0
 
 
@@ -514,10 +560,11 @@ def sql(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _print_table(columns: list[str], rows: list[tuple[Any, ...]]) -> None:
-    from rich.console import Console
     from rich.table import Table
+
+    from gasometer.terminal import console
 
     table = Table(*columns)
     for row in rows:
         table.add_row(*("" if v is None else str(v) for v in row))
-    Console().print(table)
+    console().print(table)

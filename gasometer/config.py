@@ -11,7 +11,8 @@ import ipaddress
 import os
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, get_args
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
@@ -19,6 +20,7 @@ from gasometer.errors import ConfigError
 
 ENV_PREFIX = "GASOMETER_"
 DEFAULT_DATA_DIR = Path("./data")
+LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 
 
 class Budget(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -63,7 +65,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     rig_prefixes: dict[str, str] = {}
     town_dir: Path | None = None
     cwd_rules: list[dict[str, str]] = []
-    log_level: str = "info"
+    log_level: LogLevel = "info"
     budget_daily_usd: float | None = None
     budget_monthly_usd: float | None = None
     budget_warn_ratio: float = 0.8
@@ -79,6 +81,15 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             return ipaddress.ip_address(self.host.strip("[]")).is_loopback
         except ValueError:
             return False
+
+    def __post_init__(self) -> None:
+        try:
+            ZoneInfo(self.budget_tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"budget_tz: unknown time zone {self.budget_tz!r} (use an IANA name like "
+                "Europe/Paris)"
+            ) from None
 
     def reads_open(self) -> bool:
         """Whether read routes answer without a token: `public_read` if set, else on loopback."""
@@ -128,7 +139,8 @@ def load_settings(
     try:
         return msgspec.convert(layered, Settings, strict=False, dec_hook=_decode_path)
     except msgspec.ValidationError as exc:
-        raise ConfigError(f"invalid configuration: {exc}") from exc
+        hint = f" (one of {', '.join(get_args(LogLevel))})" if "log_level" in str(exc) else ""
+        raise ConfigError(f"invalid configuration: {exc}{hint}") from exc
 
 
 def _decode_path(kind: type, value: Any) -> Any:

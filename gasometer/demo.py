@@ -13,11 +13,13 @@ time always give the same events. `write_demo` stores them through the real inge
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
@@ -502,12 +504,28 @@ def _to_us(value: datetime) -> int:
 
 # -- writing ---------------------------------------------------------------------------
 
+MARKER = "demo.json"
+"""The file that marks a data directory whose data all came from the demo."""
+
+
+def mark_demo_store(data_dir: Path, seed: int) -> None:
+    """Mark `data_dir` as a demo store (done when the demo wrote into an empty store)."""
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    body = {"demo": True, "seed": seed, "written_at": stamp}
+    (data_dir / MARKER).write_text(json.dumps(body) + "\n")
+
+
+def is_demo_store(data_dir: Path) -> bool:
+    """Whether this store's data came from the demo (the live demo town runs only there)."""
+    return (data_dir / MARKER).is_file()
+
 
 def write_demo(settings: Settings, events: int, days: int, seed: int, if_empty: bool) -> int:
     """Write demo events through the real ingest path, then flush and compact.
 
     Returns the number of events accepted. With `if_empty`, a store that already holds
-    events is left alone (so `make demo` can be run again and again).
+    events is left alone (so `make demo` can be run again and again). A store that was
+    empty is marked as a demo store (see `is_demo_store`).
     """
     from gasometer.runtime import Gasometer
 
@@ -521,6 +539,8 @@ def write_demo(settings: Settings, events: int, days: int, seed: int, if_empty: 
         gm.store.flush(force=True)
         gm.store.compact(full=True)
         gm.store.delete_retired(grace_s=0)
+        if not held:
+            mark_demo_store(gm.store.data_dir, seed)
     finally:
         gm.close()
     print(f"wrote {accepted:,} demo events into {settings.data_dir}")

@@ -55,13 +55,32 @@ class Change:
     removed: int = 0
 
 
-def default_settings_path(environ: Mapping[str, str]) -> Path:
-    """`$CLAUDE_CONFIG_DIR/settings.json` (its first entry), else `~/.claude/settings.json`."""
-    config_dirs = [d for d in environ.get("CLAUDE_CONFIG_DIR", "").split(",") if d.strip()]
-    if config_dirs:
-        return Path(config_dirs[0].strip()).expanduser() / "settings.json"
+def default_settings_paths(environ: Mapping[str, str]) -> list[Path]:
+    """`settings.json` in every entry of a comma-separated `$CLAUDE_CONFIG_DIR` (Claude
+    Code reads each), else `~/.claude/settings.json`."""
+    config_dirs = [d.strip() for d in environ.get("CLAUDE_CONFIG_DIR", "").split(",")]
+    paths = [Path(d).expanduser() / "settings.json" for d in config_dirs if d]
+    if paths:
+        return list(dict.fromkeys(paths))
     home = environ.get("HOME") or str(Path.home())
-    return Path(home) / ".claude" / "settings.json"
+    return [Path(home) / ".claude" / "settings.json"]
+
+
+def installed_events(path: Path) -> list[str]:
+    """The hook events under which `path` holds a Gasometer hook (read only)."""
+    _, settings = _load(path)
+    hooks = settings.get("hooks")
+    if not isinstance(hooks, dict):
+        return []
+    found = []
+    for event in EVENTS:
+        groups = hooks.get(event)
+        for group in groups if isinstance(groups, list) else []:
+            inner = group.get("hooks") if isinstance(group, dict) else None
+            if isinstance(inner, list) and any(is_ours(h) for h in inner):
+                found.append(event)
+                break
+    return found
 
 
 def default_command() -> str:

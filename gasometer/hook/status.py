@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import msgspec
 
 from gasometer.hook.config import HookConfig
+from gasometer.hook.install import installed_events
 from gasometer.hook.run import LOG_FILE
 from gasometer.hook.spool import Spool
 
 LOG_TAIL = 5
 
 
+class SettingsFile(msgspec.Struct):
+    """One Claude Code settings file and the events it runs Gasometer's hook on."""
+
+    path: str
+    exists: bool
+    hook_events: list[str]
+
+
 class HookStatus(msgspec.Struct):
     """The hook's configuration, its spool, and the end of its log."""
 
+    settings: list[SettingsFile]
+    installed: bool
     home: str
     url: str
     token_set: bool
@@ -24,8 +37,11 @@ class HookStatus(msgspec.Struct):
     last_log: list[str]
 
 
-def hook_status(config: HookConfig) -> HookStatus:
-    """Read the hook home without changing it."""
+def hook_status(config: HookConfig, settings_paths: list[Path]) -> HookStatus:
+    """Read the hook home and the settings files without changing them."""
+    files = [
+        SettingsFile(str(path), path.exists(), installed_events(path)) for path in settings_paths
+    ]
     spool = Spool(config.spool_dir, config.spool_max_bytes)
     rejected = config.spool_dir / "rejected"
     try:
@@ -33,6 +49,8 @@ def hook_status(config: HookConfig) -> HookStatus:
     except OSError:
         log_lines = []
     return HookStatus(
+        settings=files,
+        installed=any(f.hook_events for f in files),
         home=str(config.home),
         url=config.url,
         token_set=bool(config.token),

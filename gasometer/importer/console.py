@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import csv
 import sys
 from pathlib import Path
 
+import msgspec
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -20,6 +22,8 @@ from gasometer.config import Settings
 from gasometer.errors import GasometerError
 from gasometer.importer.run import Importer, ImportProgress, check_paths
 from gasometer.pricing import PricingTable, default_table
+from gasometer.pricing.table import Rates
+from gasometer.terminal import console
 
 
 class DataDirBusy(GasometerError):
@@ -98,9 +102,18 @@ def print_summary(p: ImportProgress) -> None:
         )
 
 
-def print_pricing(table: PricingTable | None = None) -> None:
-    """The pricing table, one row per family and rate period (USD per million tokens)."""
+def print_pricing(table: PricingTable | None = None, fmt: str = "table") -> None:
+    """The pricing table, one row per family and rate period (USD per million tokens), as
+    a table, JSON (every family with its aliases and dated rates) or CSV."""
     table = table or default_table()
+    if fmt == "json":
+        families = msgspec.to_builtins(table.families)
+        doc = {"version": table.version, "unit": "USD per million tokens", "families": families}
+        sys.stdout.write(msgspec.json.format(msgspec.json.encode(doc)).decode() + "\n")
+        return
+    if fmt == "csv":
+        _pricing_csv(table)
+        return
     out = Table(
         title=f"Claude prices, USD per million tokens (table {table.version})",
         caption="long: whole request at these rates when input+cache > threshold",
@@ -125,4 +138,14 @@ def print_pricing(table: PricingTable | None = None) -> None:
                 long,
                 fast,
             )
-    Console().print(out)
+    console().print(out)
+
+
+def _pricing_csv(table: PricingTable) -> None:
+    fields = list(Rates.__struct_fields__)
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(["model", "label", *fields, "fast_multiplier"])
+    for family in table.families:
+        for period in family.rates:
+            values = ["" if v is None else v for v in (getattr(period, f) for f in fields)]
+            writer.writerow([family.name, family.label, *values, family.fast_multiplier])

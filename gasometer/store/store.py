@@ -80,6 +80,10 @@ class StoreLocked(GasometerError):
     """Another Gasometer process owns this data directory."""
 
 
+class StoreMissing(GasometerError):
+    """A read-only open of a directory that holds no Gasometer data (a typo in --data-dir)."""
+
+
 class Store:
     """Owns a data directory: flushing, compaction and consistent snapshots for readers."""
 
@@ -103,6 +107,10 @@ class Store:
         """The last failure of each background step (flush, compact, ...), until it succeeds."""
         self._compaction_skip: dict[str, float] = {}
         self._retention_due = 0.0
+        if readonly and not (self.data_dir / ledger.LEDGER_FILE).exists():
+            raise StoreMissing(
+                f"{self.data_dir}: no Gasometer data here (check --data-dir or GASOMETER_DATA_DIR)"
+            )
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if not readonly:
             self._take_ownership()
