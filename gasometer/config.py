@@ -44,7 +44,12 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     compact_target_rows: int = 4_000_000
     retired_file_grace_s: float = 120.0
     min_free_bytes: int = 64 * 1024 * 1024
-    ws_queue_size: int = 1000
+    ws_max_backlog_bytes: Annotated[int, msgspec.Meta(ge=1)] = 64 * 1024 * 1024
+    ws_max_clients: Annotated[int, msgspec.Meta(ge=0)] = 100
+    keep_alive_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 5.0
+    request_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 30.0
+    max_connections: Annotated[int, msgspec.Meta(ge=1)] = 1000
+    import_roots: list[Path] = []
     query_threads: int = 2
     query_memory_limit: str = "2GB"
     sql_timeout_s: float = 10.0
@@ -90,7 +95,7 @@ def _from_env(environ: dict[str, str]) -> dict[str, Any]:
         raw = environ.get(ENV_PREFIX + field.upper())
         if raw is None:
             continue
-        if field in ("tokens", "token_sha256"):
+        if field in ("tokens", "token_sha256", "import_roots"):
             values[field] = [t.strip() for t in raw.split(",") if t.strip()]
         elif field == "rig_prefixes":
             pairs = (p.split("=", 1) for p in raw.split(",") if "=" in p)

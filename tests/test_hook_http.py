@@ -90,7 +90,7 @@ def test_http_hook_refuses_bad_requests(
     refused = post_hook(local_server, hook_input(outside), **AUTH)
     assert refused.status_code == 403
     assert refused.json() == {
-        "error": f"{outside} is not under a Claude projects directory of this server",
+        "error": "transcript_path is not under a Claude projects directory of this server",
         "status": 403,
         "ok": False,
     }

@@ -26,7 +26,7 @@ from gasometer.importer.run import Importer, ImportProgress, default_paths
 from gasometer.model import CostEvent, IngestResult
 from gasometer.runtime import Gasometer
 from tests.billing import per_day
-from tests.conftest import ServerProcess, make_settings, server_env
+from tests.conftest import ServerFactory, ServerProcess, make_settings, server_env
 
 DAY_SQL = """
 SELECT CAST(ended_at AS DATE)::VARCHAR AS day, sum(cost_usd), sum(input_tokens)::BIGINT,
@@ -331,9 +331,16 @@ def test_cli_import_refuses_a_served_data_dir(server: ServerProcess, corpus: Cor
     assert len(lines) == 1 and "POST /api/import" in lines[0]
 
 
+@pytest.fixture
+def rooted_server(server_factory: ServerFactory, corpus: Corpus) -> ServerProcess:
+    """A server whose import root is the corpus's `projects/` folder."""
+    return server_factory(import_roots=str(corpus.root))
+
+
 def test_http_import_and_status(
-    server: ServerProcess, auth: dict[str, str], corpus: Corpus
+    rooted_server: ServerProcess, auth: dict[str, str], corpus: Corpus
 ) -> None:
+    server = rooted_server
     url = server.url + "/api/import"
     assert httpx.post(url, json={"paths": [str(corpus.root)]}).status_code == 401
     assert httpx.get(url + "/status").json()["state"] == "idle"
@@ -408,8 +415,9 @@ def test_against_real_ccusage(tmp_path: Path, comparable: bool) -> None:
     assert_days_match(ours, truth_days(corpus))
 
 
-def test_missing_paths_are_one_line_errors(tmp_path: Path, server: ServerProcess,
-                                           auth: dict[str, str]) -> None:  # fmt: skip
+def test_missing_paths_are_one_line_errors(
+    tmp_path: Path, rooted_server: ServerProcess, auth: dict[str, str], corpus: Corpus
+) -> None:
     cmd = [sys.executable, "-m", "gasometer", "import", "--data-dir", str(tmp_path / "d"),
            str(tmp_path / "nope")]  # fmt: skip
     done = subprocess.run(cmd, env=server_env(), capture_output=True, text=True, check=False)
@@ -418,8 +426,11 @@ def test_missing_paths_are_one_line_errors(tmp_path: Path, server: ServerProcess
     env.pop("CLAUDE_CONFIG_DIR", None)
     done = subprocess.run(cmd[:-1], env=env, capture_output=True, text=True, check=False)
     assert done.returncode == 1 and "no Claude transcripts found" in done.stderr
-    response = httpx.post(server.url + "/api/import", json={"paths": ["/nope/x"]}, headers=auth)
-    assert response.status_code == 400 and "/nope/x" in response.json()["error"]
+    missing = str(corpus.root / "nope" / "x")
+    response = httpx.post(
+        rooted_server.url + "/api/import", json={"paths": [missing]}, headers=auth
+    )
+    assert response.status_code == 400 and missing in response.json()["error"]
 
 
 def test_small_reads_split_large_files(tmp_path: Path, corpus: Corpus) -> None:

@@ -42,7 +42,7 @@ def create_app(settings: Settings) -> Litestar:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         gm = Gasometer.open(settings)
-        hub = live.LiveHub(settings.ws_queue_size)
+        hub = live.LiveHub(settings.ws_max_backlog_bytes, settings.ws_max_clients)
         gm.ingestor.listeners.append(hub.publish)
         monitor = AlertMonitor(gm.engine, settings, hub.publish_message)
         gm.ingestor.listeners.append(monitor.on_commit)
@@ -54,6 +54,7 @@ def create_app(settings: Settings) -> Litestar:
             yield
         finally:
             gm.close()
+            hub.close()
 
     return Litestar(
         route_handlers=[

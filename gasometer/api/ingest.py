@@ -10,14 +10,14 @@ from litestar.params import Parameter
 
 from gasometer.api.auth import require_token
 from gasometer.errors import BadRequest, PayloadTooLarge
-from gasometer.ingest.normalize import decode_body, normalize
+from gasometer.ingest.normalize import Draft, decode_body, normalize
 from gasometer.model import IngestResult
 from gasometer.runtime import Gasometer
 
 NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl")
 
 
-@post("/api/ingest", guards=[require_token], status_code=202)
+@post("/api/ingest", guards=[require_token], status_code=202, opt={"scope": "ingest"})
 async def ingest_events(
     request: Request,
     gm: Gasometer,
@@ -26,17 +26,25 @@ async def ingest_events(
     """Accept one event, a JSON array or NDJSON; 202 once durable, with duplicates counted.
 
     A batch with any invalid event stores none of it. `?kind=total` marks every event as
-    a session's running total.
+    a session's running total. Decoding runs off the event loop.
     """
     body = await request.body()
     if len(body) > gm.settings.max_body_bytes:
         raise PayloadTooLarge(f"body over {gm.settings.max_body_bytes} bytes")
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    events = decode_body(body, ndjson=content_type in NDJSON_TYPES)
+    ndjson = content_type in NDJSON_TYPES
+    drafts = await asyncio.to_thread(_drafts, gm, body, ndjson, kind)
+    return await asyncio.wrap_future(gm.ingestor.submit(drafts))
+
+
+def _drafts(
+    gm: Gasometer, body: bytes, ndjson: bool, kind: Literal["increment", "total"] | None
+) -> list[Draft]:
+    """Decode, validate and attribute a request body (blocking)."""
+    events = decode_body(body, ndjson=ndjson)
     if not events:
         raise BadRequest("no events in body")
-    drafts = normalize(events, gm.attributor, kind=kind)
-    return await asyncio.wrap_future(gm.ingestor.submit(drafts))
+    return normalize(events, gm.attributor, kind=kind)
 
 
 routes = [ingest_events]
