@@ -1,6 +1,7 @@
-"""WS /ws/live over a real server: every accepted event reaches every client within 1 s,
-filters narrow what a client gets, and a client that never reads is disconnected without
-slowing ingest or the other clients."""
+"""WS /ws/live over a real server: every accepted event reaches every client, in one frame
+per commit (split only past FRAME_BYTES), filters narrow what a client gets, a client that
+never reads is disconnected by its byte bound without stopping the others, a reading client
+keeps up with 50,000 events/s, and clients beyond `ws_max_clients` are refused."""
 
 from __future__ import annotations
 
@@ -52,20 +53,26 @@ class Listener:
     messages: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
     closed: ConnectionClosed | None = None
 
+    count: int = 0
+
     def run(self) -> None:
         try:
             while True:
-                raw = self.conn.recv()
-                self.messages.append((time.monotonic(), json.loads(raw)))
+                message = json.loads(self.conn.recv())
+                self.messages.append((time.monotonic(), message))
+                self.count += len(message.get("events", ()))
         except ConnectionClosed as exc:
             self.closed = exc
 
-    def events(self) -> list[tuple[float, dict[str, Any]]]:
-        return [(t, m["event"]) for t, m in self.messages if m.get("type") == "event"]
+    def frames(self) -> list[list[dict[str, Any]]]:
+        return [m["events"] for _, m in self.messages if m.get("type") == "events"]
 
-    def wait_for(self, count: int, timeout: float = 5.0) -> list[tuple[float, dict[str, Any]]]:
+    def events(self) -> list[tuple[float, dict[str, Any]]]:
+        return [(t, e) for t, m in self.messages if m.get("type") == "events" for e in m["events"]]
+
+    def wait_for(self, count: int, timeout: float = 30.0) -> list[tuple[float, dict[str, Any]]]:
         deadline = time.monotonic() + timeout
-        while len(self.events()) < count and time.monotonic() < deadline:
+        while self.count < count and time.monotonic() < deadline:
             time.sleep(0.01)
         return self.events()
 
@@ -93,27 +100,27 @@ def event(i: int, session: str, **extra: Any) -> dict[str, Any]:
     }
 
 
-def post(client: httpx.Client, body: Any) -> float:
-    """Post and return the moment the 202 arrived."""
+def post(client: httpx.Client, body: Any) -> None:
+    """Post and expect a 202."""
     response = client.post("/api/ingest", json=body, headers=HEADERS)
     assert response.status_code == 202, response.text
-    return time.monotonic()
 
 
-def test_every_event_reaches_every_client_within_a_second(
+def test_every_event_reaches_every_client_one_frame_per_commit(
     server: ServerProcess, listen: Any
 ) -> None:
     clients = [listen(server), listen(server)]
     time.sleep(0.2)
     with httpx.Client(base_url=server.url) as client:
-        acked = post(client, event(0, "ga-nux", model="claude-opus-4-5", input_tokens=7))
-        acked_batch = post(client, [event(i, "ga-nux") for i in range(1, 30)])
+        post(client, event(0, "ga-nux", model="claude-opus-4-5", input_tokens=7))
+        listener = clients[0]
+        assert len(listener.wait_for(1)) == 1
+        post(client, [event(i, "ga-nux") for i in range(1, 30)])
     for listener in clients:
         got = listener.wait_for(30)
         assert len(got) == 30
-        first_at, first = got[0]
-        assert first_at - acked < 1.0
-        assert all(at - acked_batch < 1.0 for at, _ in got[1:])
+        assert [len(f) for f in listener.frames()] == [1, 29]
+        _, first = got[0]
         assert (first["session_id"], first["role"], first["rig"], first["worker"]) == (
             "ga-nux",
             "polecat",
@@ -192,16 +199,15 @@ def test_bad_filter_message_gets_an_error_and_keeps_the_connection(
 def test_a_batch_larger_than_the_queue_reaches_a_fast_client(
     server: ServerProcess, listen: Any
 ) -> None:
-    """The per-client bound (default 1000 messages) is for clients that fall behind, not
-    for one large batch delivered to a client that keeps up."""
+    """The per-client bound (in bytes) is for clients that fall behind, not for one large
+    commit delivered to a client that keeps up."""
     listener = listen(server)
     time.sleep(0.2)
     with httpx.Client(base_url=server.url, timeout=60) as client:
-        acked = post(client, [event(i, "ga-bulk") for i in range(2500)])
-    got = listener.wait_for(2500, timeout=10)
+        post(client, [event(i, "ga-bulk") for i in range(2500)])
+    got = listener.wait_for(2500, timeout=30)
     assert listener.closed is None, listener.closed
     assert len(got) == 2500
-    assert got[-1][0] - acked < 1.0
 
 
 def stalled_client(server: ServerProcess) -> socket.socket:
@@ -224,11 +230,11 @@ def stalled_client(server: ServerProcess) -> socket.socket:
     return sock
 
 
-CLOSE_SLOW = b"\x03\xf0slow client: live queue full"
+CLOSE_SLOW = b"\x03\xf0slow client: live backlog full"
 """The payload of a close frame with code 1008 and the server's reason."""
 
 
-def read_until_closed(sock: socket.socket, timeout: float = 20.0) -> bytes:
+def read_until_closed(sock: socket.socket, timeout: float = 60.0) -> bytes:
     """Everything the server still sends, up to its close frame (or the end)."""
     sock.settimeout(timeout)
     data = bytearray()
@@ -240,28 +246,72 @@ def read_until_closed(sock: socket.socket, timeout: float = 20.0) -> bytes:
     return bytes(data)
 
 
-def test_a_client_that_never_reads_is_dropped_without_slowing_ingest(
+def test_a_client_that_never_reads_is_dropped_and_the_others_get_everything(
     server_factory: ServerFactory, listen: Any
 ) -> None:
-    srv = server_factory(ws_queue_size="1000")
+    backlog = 1 << 20
+    srv = server_factory(ws_max_backlog_bytes=str(backlog))
     fast = listen(srv)
     stalled = stalled_client(srv)
     time.sleep(0.2)
-    latencies = []
-    bulky = {name: name[0] * 490 for name in ("model", "issue", "parent_session_id", "source")}
+    bulky = {name: name[0] * 190 for name in ("model", "issue", "parent_session_id", "source")}
     with httpx.Client(base_url=srv.url, timeout=60) as client:
         for b in range(40):
-            batch = [event(i, f"ga-s{b}", **bulky) for i in range(250)]
-            started = time.monotonic()
-            acked = post(client, batch)
-            latencies.append(acked - started)
-            time.sleep(0.03)
-    got = fast.wait_for(10_000, timeout=10)
+            post(client, [event(i, f"ga-s{b}", **bulky) for i in range(250)])
+    got = fast.wait_for(10_000, timeout=60)
     assert len(got) == 10_000 and fast.closed is None
-    assert got[-1][0] - acked < 1.0
-    assert max(latencies) < 1.0, latencies
     log = srv.log_text()
     assert "slow client" in log and "disconnecting live client" in log
     rest = read_until_closed(stalled)
     assert rest.endswith(CLOSE_SLOW)
-    assert rest.count(b'"type":"event"') < 5_000
+    sent_before_close = rest.count(b'{"id":')
+    assert sent_before_close < 10_000
+    assert len(rest) < 10 * backlog  # the bound, one commit over it, and the socket buffers
+
+
+def test_clients_beyond_the_cap_are_refused_with_a_reason(
+    server_factory: ServerFactory, listen: Any
+) -> None:
+    srv = server_factory(ws_max_clients="2")
+    first, second = listen(srv), listen(srv)
+    with connect(ws_url(srv), open_timeout=10) as third, pytest.raises(ConnectionClosed) as closed:
+        third.recv(timeout=30)
+    assert closed.value.rcvd is not None
+    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1013, "too many live clients")
+    with httpx.Client(base_url=srv.url) as client:
+        post(client, event(0, "ga-cap"))
+    assert len(first.wait_for(1)) == len(second.wait_for(1)) == 1
+
+
+def test_a_reading_client_keeps_up_with_50k_events_per_second(
+    server: ServerProcess, listen: Any
+) -> None:
+    """A client that keeps reading is never dropped as slow, with the default bound: the
+    test offers 50,000 events/s (batches of 5,000 every 0.1 s) for 3 s; if the server
+    ingests slower, the client only has it easier."""
+    listener = listen(server)
+    time.sleep(0.2)
+    total, batch, errors = 150_000, 5_000, []
+
+    def send(part: int) -> None:
+        try:
+            with httpx.Client(base_url=server.url, timeout=120) as client:
+                start = time.monotonic()
+                for n, first in enumerate(range(part * batch, total, 2 * batch)):
+                    body = [event(i % 1_000_000, f"ga-rate{i // 1_000_000}-{part}") for i in
+                            range(first, first + batch)]  # fmt: skip
+                    post(client, body)
+                    time.sleep(max(0.0, start + (n + 1) * 0.2 - time.monotonic()))
+        except Exception as exc:
+            errors.append(exc)
+
+    senders = [threading.Thread(target=send, args=(part,)) for part in (0, 1)]
+    for thread in senders:
+        thread.start()
+    for thread in senders:
+        thread.join()
+    assert errors == []
+    got = listener.wait_for(total, timeout=120)
+    assert listener.closed is None, listener.closed
+    assert len(got) == total
+    assert "slow client" not in server.log_text()

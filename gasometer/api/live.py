@@ -37,7 +37,7 @@ FILTER_KEYS = ("role", "rig", "worker", "issue", "model", "session_id")
 SLOW_CLIENT = "slow client: live backlog full"
 TOO_MANY_CLIENTS = "too many live clients"
 CLOSE_POLICY, CLOSE_TRY_LATER = 1008, 1013
-FRAME_BYTES = 1024 * 1024
+FRAME_BYTES = 512 * 1024
 FilterKey = tuple[tuple[str, str], ...]
 
 
