@@ -6,6 +6,7 @@ import asyncio
 import logging
 import threading
 from pathlib import Path
+from typing import Annotated
 
 import msgspec
 from litestar import Request, get, post
@@ -13,17 +14,22 @@ from litestar.datastructures import State
 
 from gasometer.api.auth import require_token
 from gasometer.errors import BadRequest, GasometerError
-from gasometer.importer.roots import check_under, import_roots
+from gasometer.importer.roots import MAX_PATH_CHARS, check_under, import_roots
 from gasometer.importer.run import Importer, ImportProgress, NothingToImport, check_paths
 from gasometer.runtime import Gasometer
 
 log = logging.getLogger("gasometer.api.imports")
 
 
-class ImportRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """Optional body of POST /api/import: files or folders on the server's disk."""
+MAX_PATHS = 10_000
+Path_ = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_PATH_CHARS)]
 
-    paths: list[str] | None = None
+
+class ImportRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Optional body of POST /api/import: files or folders on the server's disk, inside
+    the import roots (at most 10,000 paths of at most 4,096 characters)."""
+
+    paths: Annotated[list[Path_], msgspec.Meta(max_length=MAX_PATHS)] | None = None
 
 
 _decoder = msgspec.json.Decoder(ImportRequest)
