@@ -53,6 +53,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     request_timeout_s: float = 30.0
     max_connections: int = 1000
     _request_timer: asyncio.TimerHandle | None = None
+    _in_headers = True
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         """Start the clock: a connection must send a whole request in time."""
@@ -67,10 +68,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         """A new request starts: it must be complete within the time limit."""
         super().on_message_begin()
+        self._in_headers = True
         self._arm()
 
     def on_headers_complete(self) -> None:
         """Answer 503 (JSON) beyond `max_connections` instead of running the app."""
+        self._in_headers = False
         if len(self.connections) <= self.max_connections:
             super().on_headers_complete()
             return
@@ -104,6 +107,6 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self.transport.is_closing():
             return
         cycle = self.cycle
-        if cycle is None or cycle.response_complete or not cycle.response_started:
+        if self._in_headers or cycle is None or not cycle.response_started:
             self.transport.write(TIMEOUT_RESPONSE)
         self.transport.close()
