@@ -189,7 +189,7 @@ def serve(_: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from gasometer.api.app import create_app
-    from gasometer.api.connections import limits
+    from gasometer.api.connections import server_options
 
     if not settings.token_digests():
         print(
@@ -204,8 +204,7 @@ def serve(_: argparse.Namespace, settings: Settings) -> int:
         port=settings.port,
         log_level=settings.log_level,
         access_log=False,
-        http=limits(settings.request_timeout_s, settings.max_connections),
-        timeout_keep_alive=settings.keep_alive_timeout_s,  # type: ignore[arg-type]
+        **server_options(settings),
     )
     return 0
 

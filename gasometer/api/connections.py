@@ -17,6 +17,8 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from gasometer.config import Settings
+
 log = logging.getLogger("gasometer.connections")
 
 TIMEOUT_BODY = b'{"error": "request not received in time", "status": 408, "ok": false}'
@@ -25,6 +27,22 @@ TIMEOUT_RESPONSE = (
     b"content-length: %d\r\n\r\n%s" % (len(TIMEOUT_BODY), TIMEOUT_BODY)
 )
 BUSY_BODY = b'{"error": "too many connections, retry later", "status": 503, "ok": false}'
+
+
+WS_MAX_MESSAGE_BYTES = 64 * 1024
+"""The largest message a WebSocket client may send (a live filter is a few hundred bytes)."""
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's options for these settings: the guarded HTTP protocol, the keep-alive
+    timeout, and WebSockets without per-message compression (compressing each client's
+    copy on the event loop would undo the shared live frames)."""
+    return {
+        "http": limits(settings.request_timeout_s, settings.max_connections),
+        "timeout_keep_alive": settings.keep_alive_timeout_s,
+        "ws_per_message_deflate": False,
+        "ws_max_size": WS_MAX_MESSAGE_BYTES,
+    }
 
 
 def limits(request_timeout_s: float, max_connections: int) -> type[HttpToolsProtocol]:

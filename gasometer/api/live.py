@@ -96,13 +96,14 @@ def filter_key(filters: dict[str, str]) -> FilterKey:
     return tuple(sorted(filters.items()))
 
 
-def _frame(parts: Sequence[bytes]) -> bytes:
-    return b'{"type":"events","events":[' + b",".join(parts) + b"]}"
+def _frame(parts: Sequence[bytes]) -> str:
+    return (b'{"type":"events","events":[' + b",".join(parts) + b"]}").decode()
 
 
-def frames(parts: Sequence[bytes], limit: int = FRAME_BYTES) -> list[bytes]:
-    """Encoded events joined into frames of about `limit` bytes each (at least one event)."""
-    out: list[bytes] = []
+def frames(parts: Sequence[bytes], limit: int = FRAME_BYTES) -> list[str]:
+    """Encoded events joined into frames of about `limit` bytes each (at least one event),
+    as text ready for the socket (decoded once, shared by every client)."""
+    out: list[str] = []
     start, size = 0, 0
     for i, part in enumerate(parts):
         if i > start and size + len(part) > limit:
@@ -122,9 +123,9 @@ class Commit:
     def __init__(self, events: list[StoredEvent]) -> None:
         self.events = events
         self.parts = [self.encoder.encode(live_event(e)) for e in events]
-        self.by_key: dict[FilterKey, list[bytes]] = {}
+        self.by_key: dict[FilterKey, list[str]] = {}
 
-    def frames_for(self, key: FilterKey) -> list[bytes]:
+    def frames_for(self, key: FilterKey) -> list[str]:
         """The frames for clients with this filter (empty when no event matches)."""
         found = self.by_key.get(key)
         if found is None:
@@ -141,19 +142,19 @@ class LiveClient:
     """One connected socket: its filter and its backlog of frames still to send."""
 
     wake: asyncio.Event = field(default_factory=asyncio.Event)
-    pending: deque[bytes] = field(default_factory=deque)
+    pending: deque[str] = field(default_factory=deque)
     key: FilterKey = ()
     backlog: int = 0
     dropped: str | None = None
 
-    def push(self, data: bytes) -> None:
+    def push(self, data: str) -> None:
         """Queue one frame (shared with other clients: never copied)."""
         self.pending.append(data)
         self.backlog += len(data)
         self.wake.set()
 
-    def pop(self) -> bytes:
-        """The next frame to send; b"" means: close, the client was dropped."""
+    def pop(self) -> str:
+        """The next frame to send; "" means: close, the client was dropped."""
         data = self.pending.popleft()
         self.backlog -= len(data)
         return data
@@ -212,7 +213,7 @@ class LiveHub:
         """Send a non-event message (e.g. an alert) to every client."""
         if self.loop is None:
             return
-        data = self.encoder.encode(message)
+        data = self.encoder.encode(message).decode()
         with contextlib.suppress(RuntimeError):
             self.loop.call_soon_threadsafe(self._offer_all, data)
 
@@ -234,7 +235,7 @@ class LiveHub:
             except Exception:
                 log.exception("encoding live events failed")
 
-    def _offer_all(self, data: bytes) -> None:
+    def _offer_all(self, data: str) -> None:
         for client in list(self.clients):
             self._offer(client, [data])
 
@@ -245,7 +246,7 @@ class LiveHub:
                 if found:
                     self._offer(client, found)
 
-    def _offer(self, client: LiveClient, data: list[bytes]) -> None:
+    def _offer(self, client: LiveClient, data: list[str]) -> None:
         """Queue frames, or drop the client if its backlog is already over the bound."""
         if client.dropped:
             return
@@ -258,7 +259,7 @@ class LiveHub:
         log.warning("disconnecting live client: %s (%d bytes unsent)", SLOW_CLIENT, client.backlog)
         client.pending.clear()
         client.backlog = 0
-        client.push(b"")
+        client.push("")
 
 
 @websocket("/ws/live", opt={"scope": "read"})
@@ -294,12 +295,15 @@ async def _send_frames(socket: WebSocket, client: LiveClient, reader: asyncio.Ta
             if not data:
                 await socket.close(code=CLOSE_POLICY, reason=client.dropped or SLOW_CLIENT)
                 return
-            await socket.send_data(data.decode(), mode="text")
+            await socket.send_data(data, mode="text")
 
 
 async def _read_filters(socket: WebSocket, hub: LiveHub, client: LiveClient) -> None:
     decoder = msgspec.json.Decoder(FilterMessage)
-    encode = hub.encoder.encode
+
+    def encode(message: dict[str, Any]) -> str:
+        return hub.encoder.encode(message).decode()
+
     with contextlib.suppress(WebSocketDisconnect):
         while True:
             raw = await socket.receive_data(mode="text")
