@@ -306,10 +306,12 @@ def test_a_reading_client_keeps_up_with_50k_events_per_second(
             errors.append(exc)
 
     senders = [threading.Thread(target=send, args=(part,)) for part in (0, 1)]
+    started = time.monotonic()
     for thread in senders:
         thread.start()
     for thread in senders:
         thread.join()
+    print(f"ingested {total / (time.monotonic() - started):,.0f} events/s while streaming")
     assert errors == []
     got = listener.wait_for(total, timeout=120)
     assert listener.closed is None, listener.closed
