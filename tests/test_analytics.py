@@ -817,10 +817,12 @@ def test_alerts_over_websocket(tmp_path: Path) -> None:
     finally:
         proc.stop()
     log = proc.log_text()
-    flow = [
-        m["event"]["issue"] if m["type"] == "event" else (m["scope"], m["level"], m["period"])
-        for m in messages
-    ]
+    flow: list[Any] = []
+    for m in messages:
+        if m["type"] == "events":
+            flow += [e["issue"] for e in m["events"]]
+        else:
+            flow.append((m["scope"], m["level"], m["period"]))
     assert flow == [
         "step-0",
         "step-1",  # gt 2.0 of 3.0: warning; overall 4.0 of 10: under the 5.0 warning
@@ -848,7 +850,7 @@ def _read_all(ws: Any, out: list[dict[str, Any]]) -> None:
 def _wait_for(messages: list[dict[str, Any]], issue: str) -> None:
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
-        if any(m.get("event", {}).get("issue") == issue for m in list(messages)):
+        if any(e.get("issue") == issue for m in list(messages) for e in m.get("events", ())):
             return
         time.sleep(0.02)
     raise AssertionError(f"no live message for {issue}: {messages}")

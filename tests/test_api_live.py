@@ -5,6 +5,7 @@ keeps up with 50,000 events/s, and clients beyond `ws_max_clients` are refused."
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import itertools
@@ -22,6 +23,8 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
+from gasometer.api.live import FRAME_BYTES, Commit, LiveClient, LiveHub
+from gasometer.model import StoredEvent
 from tests.conftest import TOKEN, ServerFactory, ServerProcess, free_port, server_env
 
 HEADERS = {"Authorization": f"Bearer {TOKEN}"}
@@ -317,3 +320,41 @@ def test_a_reading_client_keeps_up_with_50k_events_per_second(
     assert listener.closed is None, listener.closed
     assert len(got) == total
     assert "slow client" not in server.log_text()
+
+
+def stored(i: int, role: str) -> StoredEvent:
+    return StoredEvent(
+        id=i, session_id=f"s-{i}", ended_at_us=1_790_000_000_000_000 + i, started_at_us=None,
+        role=role, rig="ga", worker="w", model="claude-opus-4-5", issue=None,
+        parent_session_id=None, source="api", event_id=None, kind="increment", revision=0,
+        cost_usd=0.25, input_tokens=1, output_tokens=2, cache_creation_tokens=0,
+        cache_read_tokens=0,
+    )  # fmt: skip
+
+
+def test_frames_are_built_once_per_filter_shared_by_clients_and_bounded() -> None:
+    events = [stored(i, "mayor" if i % 3 == 0 else "polecat") for i in range(5_000)]
+
+    async def fan_out() -> list[LiveClient]:
+        hub = LiveHub()
+        try:
+            clients = [hub.join() for _ in range(3)]
+            assert all(c is not None for c in clients)
+            ready = [c for c in clients if c is not None]
+            hub.set_filter(ready[2], {"role": "mayor"})
+            hub._fan_out(Commit(events))
+            return ready
+        finally:
+            hub.close()
+
+    first, second, mayor = asyncio.run(fan_out())
+    assert len(first.pending) > 1
+    assert all(a is b for a, b in zip(first.pending, second.pending, strict=True))
+    assert first.backlog == sum(len(f) for f in first.pending)
+    for frame in first.pending:
+        assert len(frame.encode()) <= FRAME_BYTES + 1_000
+    got = [e for f in first.pending for e in json.loads(f)["events"]]
+    assert [e["id"] for e in got] == list(range(5_000))
+    assert got[1]["ended_at"] == "2026-09-21T14:13:20.000001Z"
+    mayors = [e for f in mayor.pending for e in json.loads(f)["events"]]
+    assert [e["id"] for e in mayors] == list(range(0, 5_000, 3))

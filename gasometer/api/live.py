@@ -22,7 +22,7 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -171,7 +171,7 @@ class LiveHub:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.encoder = msgspec.json.Encoder()
         self.dropped_clients = 0
-        self._work: queue.SimpleQueue[list[StoredEvent] | None] = queue.SimpleQueue()
+        self._work: queue.SimpleQueue[list[StoredEvent] | str | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._encode, name="gasometer-live", daemon=True)
         self._thread.start()
 
@@ -210,12 +210,10 @@ class LiveHub:
             self._work.put(events)
 
     def publish_message(self, message: dict[str, Any]) -> None:
-        """Send a non-event message (e.g. an alert) to every client."""
-        if self.loop is None:
-            return
-        data = self.encoder.encode(message).decode()
-        with contextlib.suppress(RuntimeError):
-            self.loop.call_soon_threadsafe(self._offer_all, data)
+        """Send a non-event message (e.g. an alert) to every client, after the events
+        published before it."""
+        if self.loop is not None and self.clients:
+            self._work.put(self.encoder.encode(message).decode())
 
     def close(self) -> None:
         """Stop the encoder thread."""
@@ -223,17 +221,23 @@ class LiveHub:
         self._thread.join(timeout=5)
 
     def _encode(self) -> None:
-        while (events := self._work.get()) is not None:
+        while (item := self._work.get()) is not None:
             try:
-                commit = Commit(events)
+                if isinstance(item, str):
+                    self._call(self._offer_all, item)
+                    continue
+                commit = Commit(item)
                 for key in list(self.keys):
                     commit.frames_for(key)
-                if self.loop is not None:
-                    self.loop.call_soon_threadsafe(self._fan_out, commit)
+                self._call(self._fan_out, commit)
             except RuntimeError:  # loop closed during shutdown
                 continue
             except Exception:
                 log.exception("encoding live events failed")
+
+    def _call(self, func: Callable[[Any], None], arg: object) -> None:
+        if self.loop is not None:
+            self.loop.call_soon_threadsafe(func, arg)
 
     def _offer_all(self, data: str) -> None:
         for client in list(self.clients):
