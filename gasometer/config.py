@@ -50,7 +50,12 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     retired_file_grace_s: float = 120.0
     identity_seal_rows: Annotated[int, msgspec.Meta(ge=1)] = 200_000
     min_free_bytes: int = 64 * 1024 * 1024
-    ws_queue_size: int = 1000
+    ws_max_backlog_bytes: Annotated[int, msgspec.Meta(ge=1)] = 64 * 1024 * 1024
+    ws_max_clients: Annotated[int, msgspec.Meta(ge=0)] = 100
+    keep_alive_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 5.0
+    request_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 30.0
+    max_connections: Annotated[int, msgspec.Meta(ge=1)] = 1000
+    import_roots: list[Path] = []
     query_threads: int = 2
     query_memory_limit: str = "2GB"
     sql_timeout_s: float = 10.0
@@ -96,13 +101,31 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         return self.loopback() if self.public_read is None else self.public_read
 
 
+LIST_FIELDS = (
+    "tokens",
+    "token_sha256",
+    "read_tokens",
+    "admin_tokens",
+    "allowed_hosts",
+    "import_roots",
+)
+"""Settings given in the environment as comma-separated lists."""
+
+
 def _from_env(environ: dict[str, str]) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for field in Settings.__struct_fields__:
         raw = environ.get(ENV_PREFIX + field.upper())
         if raw is None:
             continue
-        if field in ("tokens", "token_sha256", "read_tokens", "admin_tokens", "allowed_hosts"):
+        if field in (
+            "tokens",
+            "token_sha256",
+            "read_tokens",
+            "admin_tokens",
+            "allowed_hosts",
+            "import_roots",
+        ):
             values[field] = [t.strip() for t in raw.split(",") if t.strip()]
         elif field == "rig_prefixes":
             pairs = (p.split("=", 1) for p in raw.split(",") if "=" in p)

@@ -35,5 +35,9 @@ def run(app: Any, settings: Settings, sock: socket.socket) -> None:
     """Serve `app` on `sock` until interrupted."""
     import uvicorn
 
-    config = uvicorn.Config(app, log_level=settings.log_level, access_log=False)
+    from gasometer.api.connections import server_options
+
+    config = uvicorn.Config(
+        app, log_level=settings.log_level, access_log=False, **server_options(settings)
+    )
     uvicorn.Server(config).run(sockets=[sock])

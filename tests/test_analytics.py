@@ -867,11 +867,12 @@ def test_alerts_over_websocket(tmp_path: Path) -> None:
     finally:
         proc.stop()
     log = proc.log_text()
-    flow = [
-        m["event"]["issue"] if m["type"] == "event" else (m["scope"], m["level"], m["period"])
-        for m in messages
-        if m["type"] in ("event", "alert")
-    ]
+    flow: list[Any] = []
+    for m in messages:
+        if m["type"] == "events":
+            flow += [e["issue"] for e in m["events"]]
+        elif m["type"] == "alert":
+            flow.append((m["scope"], m["level"], m["period"]))
     assert flow == [
         "step-0",
         "step-1",  # gt 2.0 of 3.0: warning; overall 4.0 of 10: under the 5.0 warning
@@ -897,7 +898,7 @@ def _read_all(ws: Any, out: list[dict[str, Any]]) -> None:
 
 
 def _wait_for(messages: list[dict[str, Any]], issue: str) -> None:
-    _wait_until(messages, lambda m: m.get("event", {}).get("issue") == issue)
+    _wait_until(messages, lambda m: any(e.get("issue") == issue for e in m.get("events", ())))
 
 
 def _wait_until(messages: list[dict[str, Any]], found: Any, timeout: float = 60) -> None:

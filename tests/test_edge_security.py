@@ -199,7 +199,7 @@ def test_errors_name_no_paths(server: ServerProcess, tmp_path: Path) -> None:
                 assert secret not in message, (sql, message)
         missing = tmp_path / "private" / "nothing-here"
         answer = client.post("/api/import", json={"paths": [str(missing)]}, headers=bearer(TOKEN))
-        assert answer.status_code == 400
+        assert answer.status_code == 403, "outside the import roots"
         assert str(tmp_path) not in answer.json()["error"]
 
 

@@ -51,7 +51,7 @@ def create_app(settings: Settings) -> Litestar:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         gm = Gasometer.open(settings)
-        hub = live.LiveHub(settings.ws_queue_size)
+        hub = live.LiveHub(settings.ws_max_backlog_bytes, settings.ws_max_clients)
         gm.ingestor.listeners.append(hub.publish)
         monitor = AlertMonitor(gm.engine, settings, hub.publish_message)
         gm.ingestor.listeners.append(monitor.on_commit)
@@ -62,6 +62,7 @@ def create_app(settings: Settings) -> Litestar:
             yield
         finally:
             gm.close()
+            hub.close()
 
     return Litestar(
         route_handlers=[

@@ -6,16 +6,16 @@ of the named transcripts from disk and ingests it directly, exactly as the comma
 would (same reader, same attribution, same event ids). The agent's Gas Town identity
 comes in `X-GT-*` headers, which Claude Code fills from the agent's environment.
 
-Only transcripts under a Claude config directory's `projects/` are read (the server's
-`CLAUDE_CONFIG_DIR`, `~/.claude`, `~/.config/claude`): a token holder cannot make the
-server read arbitrary files. The answer is 200 with an empty body (an http hook's body
-would be shown to the agent); counts are in `X-Gasometer-*` headers.
+Only transcripts inside the import roots are read (by default the `projects/` folder of
+the server's `CLAUDE_CONFIG_DIR`, `~/.claude`, `~/.config/claude`): a token holder cannot
+make the server read arbitrary files, nor learn what exists outside them. The answer is
+200 with an empty body (an http hook's body would be shown to the agent); counts are in
+`X-Gasometer-*` headers.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from pathlib import Path
 
@@ -26,6 +26,7 @@ from gasometer.hook.env import from_environment, from_session_name
 from gasometer.hook.harvest import Attribution, HarvestResult, harvest, transcript_files
 from gasometer.hook.payload import MAX_INPUT_BYTES, HookInput, decode_input
 from gasometer.importer.layout import Layout
+from gasometer.importer.roots import OutsideRoots, check_under, import_roots, is_under
 from gasometer.model import CostEvent
 from gasometer.runtime import Gasometer
 
@@ -51,11 +52,8 @@ class Forbidden(GasometerError):
 async def claude_hook(request: Request, gm: Gasometer) -> Response[bytes]:
     """Ingest what the transcripts named in a Claude Code hook input gained since last time."""
     body = await request.body()
-    payload = decode_input(body) if len(body) <= MAX_INPUT_BYTES else None
-    if payload is None:
-        raise BadRequest("body is not a Claude Code hook input (JSON with transcript_path)")
     environ = {var: request.headers.get(h, "") for h, var in HEADER_VARS.items()}
-    result = await asyncio.to_thread(harvest_on_server, gm, payload, environ)
+    result = await asyncio.to_thread(harvest_body, gm, body, environ)
     headers = {
         "X-Gasometer-Files": str(result.files),
         "X-Gasometer-Events": str(result.events),
@@ -64,13 +62,28 @@ async def claude_hook(request: Request, gm: Gasometer) -> Response[bytes]:
     return Response(b"", status_code=200, headers=headers, media_type="text/plain")
 
 
+def harvest_body(gm: Gasometer, body: bytes, environ: dict[str, str]) -> HarvestResult:
+    """Decode a hook input and harvest it (blocking: run off the event loop)."""
+    payload = decode_input(body) if len(body) <= MAX_INPUT_BYTES else None
+    if payload is None:
+        raise BadRequest("body is not a Claude Code hook input (JSON with transcript_path)")
+    return harvest_on_server(gm, payload, environ)
+
+
 def harvest_on_server(gm: Gasometer, payload: HookInput, environ: dict[str, str]) -> HarvestResult:
-    """Read, attribute and ingest the new part of the payload's transcripts (blocking)."""
-    roots = transcript_roots(dict(os.environ))
-    named = [Path(p).expanduser() for p in payload.transcripts()]
-    if not all(is_under(path, roots) for path in named):
-        raise Forbidden("transcript_path is not under a Claude projects directory of this server")
-    files = [path for path in transcript_files(payload) if is_under(path, roots)]
+    """Read, attribute and ingest the new part of the payload's transcripts (blocking).
+
+    The named paths are checked against the import roots before anything is listed, and
+    the refusal names none of them; subagent files found beside a checked transcript are
+    checked again (a symlink out is skipped)."""
+    roots = import_roots(gm.settings.import_roots)
+    try:
+        check_under(payload.transcripts(), roots, what="transcript")
+    except OutsideRoots:
+        raise Forbidden(
+            "transcript_path is not under a Claude projects directory of this server"
+        ) from None
+    files = [f for f in transcript_files(payload) if is_under(f, roots)]
 
     def deliver(events: list[CostEvent]) -> bool:
         gm.ingest(events, default_source="hook")
@@ -81,20 +94,6 @@ def harvest_on_server(gm: Gasometer, payload: HookInput, environ: dict[str, str]
     layout = Layout(None if town is None else str(town), gm.attributor.rig_prefixes)
     state_dir = gm.settings.data_dir / STATE_DIR
     return harvest(files, state_dir, deliver, attribution, layout, time.monotonic() + TIME_LIMIT_S)
-
-
-def transcript_roots(environ: dict[str, str]) -> list[Path]:
-    """The `projects/` folders of the Claude config directories this server can see."""
-    dirs = [d.strip() for d in environ.get("CLAUDE_CONFIG_DIR", "").split(",") if d.strip()]
-    home = Path(environ.get("HOME") or Path.home())
-    dirs += [str(home / ".claude"), str(home / ".config" / "claude")]
-    return [Path(os.path.realpath(Path(d).expanduser() / "projects")) for d in dirs]
-
-
-def is_under(path: Path, roots: list[Path]) -> bool:
-    """Whether `path` (symlinks resolved) lies inside one of `roots`."""
-    real = Path(os.path.realpath(path))
-    return any(real.is_relative_to(root) for root in roots)
 
 
 routes = [claude_hook]

@@ -2,25 +2,36 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from pathlib import Path
+from typing import Annotated
 
 import msgspec
 from litestar import Request, get, post
 from litestar.datastructures import State
 
 from gasometer.errors import BadRequest, GasometerError
+from gasometer.importer.roots import MAX_PATH_CHARS, check_under, import_roots
 from gasometer.importer.run import Importer, ImportProgress, NothingToImport, check_paths
 from gasometer.runtime import Gasometer
 
 log = logging.getLogger("gasometer.api.imports")
 
 
-class ImportRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """Optional body of POST /api/import: files or folders on the server's disk."""
+MAX_PATHS = 10_000
+Path_ = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_PATH_CHARS)]
 
-    paths: list[str] | None = None
+
+class ImportRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Optional body of POST /api/import: files or folders on the server's disk, inside
+    the import roots (at most 10,000 paths of at most 4,096 characters)."""
+
+    paths: Annotated[list[Path_], msgspec.Meta(max_length=MAX_PATHS)] | None = None
+
+
+_decoder = msgspec.json.Decoder(ImportRequest)
 
 
 class ImportRunning(GasometerError):
@@ -37,12 +48,12 @@ class ImportJob:
         self.progress = ImportProgress()
         self.thread: threading.Thread | None = None
 
-    def start(self, gm: Gasometer, paths: list[Path] | None) -> ImportProgress:
+    def start(self, gm: Gasometer, paths: list[Path], roots: list[Path]) -> ImportProgress:
         """Start importing in a thread; refuse while one is running."""
         with self.lock:
             if self.thread is not None and self.thread.is_alive():
                 raise ImportRunning("an import is already running: see GET /api/import/status")
-            importer = Importer(gm)
+            importer = Importer(gm, roots=roots)
             self.progress = importer.progress
             self.progress.state = "running"
             self.thread = threading.Thread(
@@ -51,7 +62,7 @@ class ImportJob:
             self.thread.start()
             return self.snapshot()
 
-    def _run(self, importer: Importer, paths: list[Path] | None) -> None:
+    def _run(self, importer: Importer, paths: list[Path]) -> None:
         try:
             importer.run(paths)
         except Exception:
@@ -76,26 +87,39 @@ def _job(state: State) -> ImportJob:
 @post("/api/import", status_code=202, opt={"scope": "admin"})
 async def start_import(request: Request, gm: Gasometer) -> ImportProgress:
     """Start importing Claude Code transcripts (default: the server user's Claude folders)
-    in the background; 409 while another import runs."""
+    in the background; only from the import roots; 409 while another import runs."""
     body = await request.body()
-    paths = None
+    job = _job(request.app.state)
+    return await asyncio.to_thread(_start, job, gm, body)
+
+
+def _start(job: ImportJob, gm: Gasometer, body: bytes) -> ImportProgress:
+    """Decode the request, check its paths against the import roots, start (blocking work,
+    run off the event loop)."""
+    req = ImportRequest()
     if body.strip():
         try:
-            req = msgspec.json.decode(body, type=ImportRequest)
+            req = _decoder.decode(body)
         except msgspec.DecodeError as exc:
             raise BadRequest(f"invalid import request: {exc}") from exc
-        paths = [Path(p) for p in req.paths] if req.paths else None
+    roots = import_roots(gm.settings.import_roots)
+    if req.paths:
+        paths = check_under(req.paths, roots)
+    else:
+        paths = [r for r in roots if r.is_dir()]
+        if not paths:
+            raise BadRequest("no import root exists on the server (setting import_roots)")
     try:
         checked = check_paths(paths)
     except NothingToImport as exc:
         raise BadRequest(str(exc)) from exc
-    return _job(request.app.state).start(gm, checked)
+    return job.start(gm, checked, roots)
 
 
 @get("/api/import/status", opt={"scope": "read"})
 async def import_status(request: Request) -> ImportProgress:
     """Progress of the current (or last) import: files, bytes, events, duplicates, bad lines,
-    unknown models, and state idle/running/finished/error."""
+    unknown models, and state idle/running/finished/error (counts only, never content)."""
     return _job(request.app.state).snapshot()
 
 

@@ -49,9 +49,10 @@ def is_costs_file(path: Path) -> bool:
 
 def read_costs(path: Path, offset: int = 0, *, max_bytes: int | None = None) -> TranscriptChunk:
     """Read complete lines of a costs.jsonl from `offset` into `kind: total` events."""
-    data, start = read_complete_lines(path, offset, max_bytes)
-    chunk = TranscriptChunk(path=path, events=[], offset=start + len(data), start=start)
-    for raw in data.split(b"\n"):
+    block = read_complete_lines(path, offset, max_bytes)
+    chunk = TranscriptChunk(path=path, events=[], offset=block.end, start=offset)
+    chunk.lines = chunk.bad_lines = block.overlong
+    for raw in block.data.split(b"\n"):
         if not raw.strip():
             continue
         chunk.lines += 1

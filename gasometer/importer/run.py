@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
@@ -36,6 +37,12 @@ ImportStateName = Literal["idle", "running", "finished", "error"]
 Ingest = Callable[[list[CostEvent]], IngestResult]
 BATCH_EVENTS = 5_000
 BATCH_BYTES = 16 * 1024 * 1024
+KNOWN_LINE_TYPES = frozenset(
+    {"user", "assistant", "summary", "system", "progress", "file-history-snapshot",
+     "queue-operation", "attachment", "untyped"}
+)  # fmt: skip
+MODEL_NAME = re.compile(r"(?:[a-z0-9.-]{1,40}[./:])?claude-[a-z0-9.@:-]{1,80}")
+OTHER = "other"
 
 
 class ImportProgress(msgspec.Struct, kw_only=True):
@@ -55,7 +62,9 @@ class ImportProgress(msgspec.Struct, kw_only=True):
     bad_lines: int = 0
     skipped_lines: int = 0
     skipped_types: dict[str, int] = {}
+    """Per known line type; any other type counts as "other" (the status shows no content)."""
     unknown_models: dict[str, int] = {}
+    """Per model name; a name that does not look like a Claude model id counts as "other"."""
     synthetic: int = 0
     truncated_files: int = 0
     started_at: float | None = None
@@ -99,9 +108,11 @@ def check_paths(
 ) -> list[Path]:
     """The paths to import: the given ones (each must exist), else the default ones."""
     if paths:
-        missing = [str(p) for p in paths if not p.exists()]
+        missing = [i for i, p in enumerate(paths) if not p.exists()]
         if missing:
-            raise NothingToImport(f"no such file or folder: {', '.join(missing)}")
+            named = ", ".join(f"{str(paths[i])[:200]}" for i in missing[:3])
+            more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+            raise NothingToImport(f"no such file or folder: {named}{more}")
         return list(paths)
     found = default_paths(environ, gt_costs=gt_costs)
     if not found:
@@ -112,16 +123,19 @@ def check_paths(
     return found
 
 
-def discover(paths: Iterable[Path]) -> list[Path]:
-    """Every `.jsonl` file under the given folders, and the given files, deduplicated."""
+def discover(paths: Iterable[Path], roots: Sequence[Path] | None = None) -> list[Path]:
+    """Every `.jsonl` file under the given folders, and the given files, deduplicated;
+    with `roots`, only files whose resolved path lies inside one (a symlink out is skipped)."""
     seen: dict[str, Path] = {}
     for path in paths:
         if path.is_dir():
-            for found in sorted(path.rglob("*.jsonl")):
-                if found.is_file():
-                    seen.setdefault(str(found.resolve()), found.resolve())
-        elif path.is_file():
-            seen.setdefault(str(path.resolve()), path.resolve())
+            found = [f for f in sorted(path.rglob("*.jsonl")) if f.is_file()]
+        else:
+            found = [path] if path.is_file() else []
+        for f in found:
+            real = f.resolve()
+            if roots is None or any(real.is_relative_to(r) for r in roots):
+                seen.setdefault(str(real), real)
     return list(seen.values())
 
 
@@ -152,8 +166,10 @@ class Importer:
         batch_events: int = BATCH_EVENTS,
         batch_bytes: int = BATCH_BYTES,
         on_progress: Callable[[ImportProgress], None] | None = None,
+        roots: Sequence[Path] | None = None,
     ) -> None:
         self.gm = gm
+        self.roots = roots
         self.pricing = pricing or default_table()
         town = gm.settings.town_dir
         prefixes = gm.attributor.rig_prefixes if gm.attributor is not None else {}
@@ -189,7 +205,7 @@ class Importer:
         began = time.perf_counter()
         state = ImportState(self.gm.settings.data_dir)
         try:
-            files = discover(check_paths(paths))
+            files = discover(check_paths(paths), self.roots)
             plans = self._plan(state, files)
             self._notify()
             self._import(state, plans)
@@ -270,10 +286,12 @@ class Importer:
         p.bad_lines += chunk.bad_lines
         p.synthetic += chunk.synthetic
         for kind, n in chunk.skipped.items():
-            p.skipped_types[kind] = p.skipped_types.get(kind, 0) + n
+            name = kind if kind in KNOWN_LINE_TYPES else OTHER
+            p.skipped_types[name] = p.skipped_types.get(name, 0) + n
             p.skipped_lines += n
         for model, n in chunk.unknown_models.items():
-            p.unknown_models[model] = p.unknown_models.get(model, 0) + n
+            name = model if MODEL_NAME.fullmatch(model) else OTHER
+            p.unknown_models[name] = p.unknown_models.get(name, 0) + n
 
     def _commit(self, state: ImportState, batch: _Batch, *, last: bool = False) -> _Batch:
         """Submit the batch; record a batch's file positions only once it is durable.

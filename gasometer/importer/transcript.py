@@ -15,6 +15,7 @@ import os
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import BinaryIO
 
 import msgspec
 
@@ -24,6 +25,9 @@ from gasometer.pricing import SYNTHETIC, PricingTable, Usage, default_table
 
 SOURCE = "import"
 READ_BLOCK = 64 * 1024 * 1024
+MAX_LINE_BYTES = 16 * 1024 * 1024
+"""A transcript line longer than this is skipped as bad (and never held in memory)."""
+SCAN_BLOCK = 1024 * 1024
 
 
 class _CacheCreation(msgspec.Struct):
@@ -166,15 +170,17 @@ def read_transcript(
     """Read complete lines of `path` from byte `offset` and turn responses into events.
 
     Stops at the last newline: a truncated final line is left for the next read (the new
-    offset points at its start). Bad lines and other line types are counted, never fatal.
+    offset points at its start). Bad lines, lines over `MAX_LINE_BYTES` and other line
+    types are counted, never fatal.
     """
-    data, start = read_complete_lines(path, offset, max_bytes)
-    chunk = TranscriptChunk(path=path, events=[], offset=start + len(data), start=start)
+    block = read_complete_lines(path, offset, max_bytes)
+    chunk = TranscriptChunk(path=path, events=[], offset=block.end, start=offset)
+    chunk.lines = chunk.bad_lines = block.overlong
     chunk.pending_bytes = max(0, _file_size(path) - chunk.offset)
     parser = _Parser(
         chunk, FileIdentity.of(path), attribution or Layout(), pricing or default_table()
     )
-    parser.feed(data)
+    parser.feed(block.data)
     chunk.events = parser.events()
     return chunk
 
@@ -186,19 +192,60 @@ def _file_size(path: Path) -> int:
         return 0
 
 
-def read_complete_lines(path: Path, offset: int, max_bytes: int | None = None) -> tuple[bytes, int]:
-    """Bytes from `offset` up to and including the last newline (at most ~max_bytes)."""
+@dataclass
+class LineBlock:
+    """Complete lines read from a file, where the next read starts, and how many lines
+    longer than the bound were skipped on the way (never held in memory)."""
+
+    data: bytes
+    end: int
+    overlong: int = 0
+
+
+def read_complete_lines(
+    path: Path, offset: int, max_bytes: int | None = None, max_line: int = MAX_LINE_BYTES
+) -> LineBlock:
+    """Complete lines from `offset` (about `max_bytes` of them, at least one whole line).
+
+    An unfinished last line is left for the next read, unless it is already longer than
+    `max_line`: a line over the bound is skipped (counted in `overlong`) by scanning for
+    its end in small blocks, and an offset that does not follow a newline means such a
+    line is still being skipped. Memory stays within about `max_bytes + max_line`.
+    """
     limit = max_bytes or READ_BLOCK
     with open(path, "rb") as f:
+        if offset > 0 and not _follows_newline(f, offset):
+            offset, found = _skip_line(f, offset)
+            if not found:
+                return LineBlock(b"", offset)
         f.seek(offset)
         data = f.read(limit)
-        while len(data) >= limit and b"\n" not in data:
-            more = f.read(limit)
-            if not more:
-                break
-            data += more
-    end = data.rfind(b"\n")
-    return (data[: end + 1] if end >= 0 else b""), offset
+        cut = data.rfind(b"\n")
+        if cut < 0 and len(data) == limit and limit <= max_line:
+            data += f.read(max_line + 1 - limit)
+            cut = data.rfind(b"\n")
+        if cut >= 0:
+            return LineBlock(data[: cut + 1], offset + cut + 1)
+        if len(data) <= max_line:
+            return LineBlock(b"", offset)
+        end, _found = _skip_line(f, offset + len(data))
+        return LineBlock(b"", end, overlong=1)
+
+
+def _follows_newline(f: BinaryIO, offset: int) -> bool:
+    f.seek(offset - 1)
+    return f.read(1) in (b"\n", b"")
+
+
+def _skip_line(f: BinaryIO, offset: int) -> tuple[int, bool]:
+    """The offset after the next newline from `offset`, else the end of the file."""
+    f.seek(offset)
+    while block := f.read(SCAN_BLOCK):
+        found = block.find(b"\n")
+        if found >= 0:
+            return offset + found + 1, True
+        offset += len(block)
+    return offset, False
 
 
 class _Parser:
@@ -223,6 +270,9 @@ class _Parser:
             if not raw or raw.isspace():
                 continue
             chunk.lines += 1
+            if len(raw) > MAX_LINE_BYTES:
+                chunk.bad_lines += 1
+                continue
             try:
                 line = decode(raw)
             except msgspec.ValidationError:
