@@ -23,12 +23,16 @@ from gasometer.api import (
     live,
     maintenance,
     metrics,
+    otlp,
     reads,
     sql,
 )
+from gasometer.api.auth import token_matches
 from gasometer.config import Settings
 from gasometer.errors import GasometerError
 from gasometer.model import ErrorBody
+from gasometer.otlp.grpc_server import start_grpc, stop_grpc
+from gasometer.otlp.receiver import OtlpReceiver
 from gasometer.query.budgets import AlertMonitor
 from gasometer.resources import WEB_DIR
 from gasometer.runtime import Gasometer
@@ -50,14 +54,30 @@ def create_app(settings: Settings) -> Litestar:
         app.state.gm = gm
         app.state.hub = hub
         app.state.token_digests = settings.token_digests()
+        receiver = OtlpReceiver(gm)
+        app.state.otlp = receiver
+        grpc_server = None
         try:
+            if settings.otlp_grpc_port is not None:
+                digests = app.state.token_digests
+                grpc_server = start_grpc(
+                    receiver,
+                    settings.host,
+                    settings.otlp_grpc_port,
+                    lambda token: token_matches(token, digests),
+                    settings.max_body_bytes,
+                )
             yield
         finally:
+            if grpc_server is not None:
+                stop_grpc(grpc_server)
+            receiver.close()
             gm.close()
 
     return Litestar(
         route_handlers=[
             *ingest.routes,
+            *otlp.routes,
             *hooks.routes,
             *imports.routes,
             *maintenance.routes,
