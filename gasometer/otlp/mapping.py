@@ -56,18 +56,13 @@ def attributes(pairs: Iterable[KeyValue]) -> Attributes:
     return out
 
 
+_SCALARS = frozenset(("string_value", "int_value", "double_value", "bool_value"))
+
+
 def scalar(value: AnyValue) -> str | int | float | bool | None:
     """The Python value of a scalar AnyValue, else None."""
     kind = value.WhichOneof("value")
-    if kind == "string_value":
-        return value.string_value
-    if kind == "int_value":
-        return value.int_value
-    if kind == "double_value":
-        return value.double_value
-    if kind == "bool_value":
-        return value.bool_value
-    return None
+    return getattr(value, kind) if kind in _SCALARS else None
 
 
 def event_name(record: LogRecord, attrs: Attributes) -> str:
@@ -133,11 +128,21 @@ def gas_town(attrs: Mapping[str, Any], attributor: Attributor) -> EnvAttribution
     return found
 
 
+def has_gas_town(attrs: Attributes) -> bool:
+    """Whether any `gt.*` attribute is present."""
+    return any(key.startswith("gt.") for key in attrs)
+
+
 def api_request_event(
-    record: LogRecord, attrs: Attributes, resource: Attributes, attributor: Attributor
+    record: LogRecord,
+    attrs: Attributes,
+    resource: Attributes,
+    attributor: Attributor,
+    resource_who: EnvAttribution | None = None,
 ) -> CostEvent:
     """One cost event from an `api_request` record (record attributes over resource
-    attributes); Rejected when a required field is missing or invalid."""
+    attributes); Rejected when a required field is missing or invalid. `resource_who`
+    is the resource's own attribution, when already worked out."""
     merged = {**resource, **attrs}
     session = text(merged, "session.id")
     if session is None:
@@ -148,7 +153,10 @@ def api_request_event(
     ended = from_nanos(nanos)
     duration = number(merged, "duration_ms")
     started = ended - timedelta(milliseconds=duration) if duration else None
-    who = gas_town(merged, attributor)
+    if resource_who is None or has_gas_town(attrs):
+        who = gas_town(merged, attributor)
+    else:
+        who = resource_who
     fields = {
         "session_id": session,
         "cost_usd": number(merged, "cost_usd", required=True),

@@ -52,6 +52,7 @@ from gasometer.otlp.mapping import (
     attributes,
     event_name,
     from_nanos,
+    gas_town,
     metric_event,
 )
 from gasometer.otlp.state import ReceiverState, SeriesPoint
@@ -132,13 +133,16 @@ class OtlpReceiver:
         index = 0
         for resource_logs in request.resource_logs:
             resource = attributes(resource_logs.resource.attributes)
+            who = gas_town(resource, self.gm.attributor)
             for scope_logs in resource_logs.scope_logs:
                 for record in scope_logs.log_records:
                     attrs = attributes(record.attributes)
                     name = event_name(record, attrs)
                     if name == API_REQUEST:
                         try:
-                            event = api_request_event(record, attrs, resource, self.gm.attributor)
+                            event = api_request_event(
+                                record, attrs, resource, self.gm.attributor, who
+                            )
                             drafts += normalize([event], self.gm.attributor)
                         except (Rejected, BadRequest) as exc:
                             tally.reject(f"log record {index}", str(exc))
