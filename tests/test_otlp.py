@@ -249,10 +249,16 @@ def test_grpc_refuses_missing_token_and_garbage(grpc_server: ServerProcess) -> N
         (valid[:-7], (("authorization", f"Bearer {TOKEN}"),), grpc.StatusCode.INVALID_ARGUMENT),
         (b"\xff" * 40, (("authorization", f"Bearer {TOKEN}"),), grpc.StatusCode.INVALID_ARGUMENT),
     ]
+    oversized = b"\0" * (10 * 1024 * 1024 + 1)  # over max_body_bytes, plain and gzip'd
+    token = (("authorization", f"Bearer {TOKEN}"),)
+    cases += [(oversized, token, grpc.StatusCode.RESOURCE_EXHAUSTED)]
     for body, metadata, code in cases:
         with pytest.raises(grpc.RpcError) as caught:
             export(body, metadata=metadata, timeout=10)
         assert caught.value.code() == code
+    with pytest.raises(grpc.RpcError) as caught:
+        export(oversized, metadata=token, timeout=10, compression=grpc.Compression.Gzip)
+    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     channel.close()
     assert stored(grpc_server.url) == []
 

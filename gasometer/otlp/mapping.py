@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
 from gasometer.hook.env import EnvAttribution, parse_role_path
@@ -47,22 +47,19 @@ Attributes = dict[str, Any]
 
 
 def attributes(pairs: Iterable[KeyValue]) -> Attributes:
-    """OTLP key/values as a plain dict of scalars (arrays and maps are skipped)."""
+    """OTLP key/values as a plain dict of scalars (arrays, maps and bytes are skipped).
+
+    The hot loop of the receiver: one pass, no helper call per attribute."""
     out: Attributes = {}
     for pair in pairs:
-        value = scalar(pair.value)
-        if value is not None:
-            out[pair.key] = value
+        value = pair.value
+        kind = value.WhichOneof("value")
+        if kind in _SCALARS:
+            out[pair.key] = getattr(value, kind)
     return out
 
 
 _SCALARS = frozenset(("string_value", "int_value", "double_value", "bool_value"))
-
-
-def scalar(value: AnyValue) -> str | int | float | bool | None:
-    """The Python value of a scalar AnyValue, else None."""
-    kind = value.WhichOneof("value")
-    return getattr(value, kind) if kind in _SCALARS else None
 
 
 def event_name(record: LogRecord, attrs: Attributes) -> str:
