@@ -7,6 +7,7 @@ Points are produced by the OpenTelemetry SDK and sent with its OTLP exporters.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -199,3 +200,56 @@ def test_points_without_session_are_a_partial_success(server: ServerProcess) -> 
     assert response.partial_success.rejected_data_points == 2
     assert "missing session.id" in response.partial_success.error_message
     assert totals(server, "kept") == expected(0.5)
+
+
+def hook_events(session: str, count: int) -> list[dict[str, Any]]:
+    """What the hook posts for `count` responses of a session (with their request ids)."""
+    return [
+        {
+            "session_id": session,
+            "event_id": f"req_{session}_{n}",
+            "source": "hook",
+            "cost_usd": 0.125,
+            "ended_at": f"2026-11-18T11:0{n}:00Z",
+            "model": "claude-sonnet-4-5",
+            "output_tokens": 40,
+        }
+        for n in range(count)
+    ]
+
+
+def wait_for_totals(server: ServerProcess, session: str, want: dict[str, Any]) -> None:
+    """Poll until the session's totals are `want` (the retractor works in the background)."""
+    deadline = time.monotonic() + 60
+    while totals(server, session) != want:
+        assert time.monotonic() < deadline, totals(server, session)
+        time.sleep(0.1)
+
+
+def test_hook_responses_replace_metrics_too(server: ServerProcess) -> None:
+    send = exporter(server, "http")
+    hook_only = expected(0.375, out=120)
+    # Metrics first, then the hook's responses for the same session.
+    with meters(AggregationTemporality.DELTA) as claude:
+        claude.spend("metrics-then-hook", 0.9, output=300)
+        first = claude.collect()
+        claude.spend("metrics-then-hook", 0.2, output=30)
+        later = claude.collect()
+    assert send.export(first) == MetricExportResult.SUCCESS
+    answer = httpx.post(
+        server.url + "/api/ingest", json=hook_events("metrics-then-hook", 3), headers=AUTH
+    )
+    assert answer.status_code == 202, answer.text
+    wait_for_totals(server, "metrics-then-hook", hook_only)
+    assert send.export(later) == MetricExportResult.SUCCESS
+    assert totals(server, "metrics-then-hook") == hook_only
+    # The hook first, then metrics.
+    answer = httpx.post(
+        server.url + "/api/ingest", json=hook_events("hook-then-metrics", 3), headers=AUTH
+    )
+    assert answer.status_code == 202, answer.text
+    with meters(AggregationTemporality.CUMULATIVE) as claude:
+        claude.spend("hook-then-metrics", 0.9, output=300)
+        data = claude.collect()
+    assert send.export(data) == MetricExportResult.SUCCESS
+    wait_for_totals(server, "hook-then-metrics", hook_only)

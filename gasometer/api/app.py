@@ -55,6 +55,7 @@ def create_app(settings: Settings) -> Litestar:
         app.state.hub = hub
         app.state.token_digests = settings.token_digests()
         receiver = OtlpReceiver(gm)
+        gm.ingestor.listeners.append(receiver.on_commit)
         app.state.otlp = receiver
         grpc_server = None
         try:

@@ -7,17 +7,22 @@ transport can answer "retry later" in its own terms.
 Logs and metrics carry the same spend twice (Claude Code records each API request as an
 `api_request` log record and adds it to `claude_code.cost.usage`/`token.usage`), so the
 rule is: a session's log records count; its metric points count only while it has sent
-no `api_request` record. Metric points are stored at once (source `otlp-metrics`), and a
-session's first records are stored together with retraction rows that cancel its
-metric-derived events, in one ingest transaction. One lock orders the two paths: a
-metrics export checks, stores and records its events under it, and a logs export marks
-its sessions under it, so no metric event can slip in unseen by a later retraction.
+no `api_request` record, nor had a response stored by another path (hook, import).
+
+Metric points are stored at once (source `otlp-metrics`). A session's first records are
+stored together with retraction rows that cancel its metric-derived events, in one ingest
+transaction; responses stored by other paths are noticed by `on_commit` and retracted by
+a background thread. One lock orders it all: a metrics export checks, stores and records
+its events under it, and sessions are marked under it, so no metric event can slip in
+unseen by a later retraction.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
+import queue
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
@@ -39,7 +44,7 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality, M
 
 from gasometer.errors import BadRequest
 from gasometer.ingest.normalize import Draft, normalize
-from gasometer.model import CostEvent
+from gasometer.model import CostEvent, StoredEvent
 from gasometer.otlp import decode
 from gasometer.otlp.mapping import (
     API_REQUEST,
@@ -59,6 +64,7 @@ from gasometer.otlp.state import ReceiverState, SeriesPoint
 from gasometer.runtime import Gasometer
 from gasometer.store.identity import identity_digest
 
+log = logging.getLogger("gasometer.otlp")
 Signal = Literal["logs", "metrics"]
 MAX_EVENT_NAMES = 100
 RETRACT_PREFIX = "retract:"
@@ -113,6 +119,12 @@ class OtlpReceiver:
         self.state = ReceiverState(gm.settings.data_dir)
         self.counters = OtlpCounters()
         self.lock = threading.Lock()
+        self._handoff: queue.SimpleQueue[set[str] | None] = queue.SimpleQueue()
+        self._closed = False
+        self._retractor = threading.Thread(
+            target=self._retract_loop, name="gasometer-otlp-retractor", daemon=True
+        )
+        self._retractor.start()
 
     def handle(
         self, signal: Signal, body: bytes, content_type: str, content_encoding: str = ""
@@ -206,8 +218,63 @@ class OtlpReceiver:
             )
         return response
 
+    def on_commit(self, stored: list[StoredEvent]) -> None:
+        """Writer listener: sessions that just got per-request events (an `event_id`) by
+        any path but OTLP metrics (hook, import, OTLP records, the API) go to the
+        retractor thread, which marks them and retracts their metric-derived events.
+        Only once cost metrics have been received at all. Runs on the writer thread: set
+        look-ups only, never the lock."""
+        state = self.state
+        if not state.metrics_seen:
+            return
+        sessions = {
+            e.session_id
+            for e in stored
+            if e.event_id is not None
+            and e.source != METRIC_SOURCE
+            and (e.session_id not in state.log_sessions or e.session_id in state.metric_sessions)
+        }
+        if sessions and not self._closed:
+            self._handoff.put(sessions)
+
+    def _retract_loop(self) -> None:
+        while True:
+            sessions = self._handoff.get()
+            if sessions is None:
+                return
+            stop = False
+            while not stop:
+                try:
+                    more = self._handoff.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                else:
+                    sessions |= more
+            self._retract(sessions)
+            if stop:
+                return
+
+    def _retract(self, sessions: set[str]) -> None:
+        try:
+            with self.lock:
+                self.state.mark_log_sessions(sessions)
+                earlier = self.state.metric_events_of(sessions)
+            if not earlier:
+                return
+            result = self.gm.ingestor.ingest([retraction(e, self.gm) for e in earlier])
+            self.counters.retractions += result.accepted
+            with self.lock:
+                self.state.forget_metric_events(sessions)
+        except Exception:
+            log.exception("retracting metric-derived events failed (retried on the next event)")
+
     def close(self) -> None:
-        """Release the receiver's state database."""
+        """Finish pending retractions and release the receiver's state database."""
+        self._closed = True
+        self._handoff.put(None)
+        self._retractor.join()
         with self.lock:
             self.state.close()
 

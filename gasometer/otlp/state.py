@@ -1,7 +1,10 @@
 """What the OTLP receiver remembers across restarts (`otlp.sqlite` in the data directory).
 
-- `log_sessions`: sessions that sent `api_request` log records. Their metric points are
+- `log_sessions`: sessions that sent `api_request` log records (or, once cost metrics have
+  been received at all, had responses stored by any other path). Their metric points are
   ignored from then on.
+- `meta`: `metrics_seen`, set by the first stored metric point; until then no session of
+  the other paths is marked, so a server without OTLP metrics pays nothing for them.
 - `series`: the last point of each cumulative metric series, to turn running values into
   increases (a new start time, or a fall, is a restarted exporter: a new run).
 - `metric_events`: the metric-derived events stored for sessions that have not (yet)
@@ -30,6 +33,7 @@ CREATE TABLE IF NOT EXISTS metric_events (
     event_id TEXT PRIMARY KEY, session_id TEXT NOT NULL, event BLOB NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS metric_events_session ON metric_events (session_id);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 """
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(CostEvent)
@@ -56,6 +60,8 @@ class ReceiverState:
         rows = self.conn.execute("SELECT DISTINCT session_id FROM metric_events")
         self.metric_sessions = {r[0] for r in rows}
         self._series: dict[bytes, SeriesPoint | None] = {}
+        seen = self.conn.execute("SELECT 1 FROM meta WHERE key = 'metrics_seen'").fetchone()
+        self.metrics_seen = seen is not None
 
     def mark_log_sessions(self, sessions: set[str]) -> None:
         """Remember that these sessions send api_request records (durably)."""
@@ -101,7 +107,11 @@ class ReceiverState:
 
     def save_metrics(self, points: dict[bytes, SeriesPoint], events: list[CostEvent]) -> None:
         """Record series positions and metric events once their events are durable."""
+        if not points and not events:
+            return
         with self.conn:
+            if not self.metrics_seen:
+                self.conn.execute("INSERT OR IGNORE INTO meta VALUES ('metrics_seen', '1')")
             self.conn.executemany(
                 "INSERT OR REPLACE INTO series VALUES (?, ?, ?, ?)",
                 [(k, *p) for k, p in points.items()],
@@ -112,6 +122,7 @@ class ReceiverState:
             )
         self._series.update(points)
         self.metric_sessions |= {e.session_id for e in events}
+        self.metrics_seen = True
 
     def close(self) -> None:
         """Close the database."""
