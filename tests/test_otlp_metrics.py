@@ -7,9 +7,12 @@ Points are produced by the OpenTelemetry SDK and sent with its OTLP exporters.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -33,7 +36,7 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.resources import Resource
 
 from tests.conftest import TOKEN, ServerFactory, ServerProcess, fetch_all_costs, free_port
-from tests.test_otlp import AUTH, GT_RESOURCE, http_exporter, requests_for
+from tests.test_otlp import AUTH, GT_RESOURCE, http_exporter, requests_for, transcript_lines
 
 TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens")
 
@@ -253,3 +256,36 @@ def test_hook_responses_replace_metrics_too(server: ServerProcess) -> None:
         data = claude.collect()
     assert send.export(data) == MetricExportResult.SUCCESS
     wait_for_totals(server, "hook-then-metrics", hook_only)
+
+
+def test_offline_import_is_reconciled_at_start(server: ServerProcess, tmp_path: Path) -> None:
+    session = "imported-offline"
+    with meters(AggregationTemporality.DELTA) as claude:
+        claude.spend(session, 0.9, output=300)
+        data = claude.collect()
+    assert exporter(server, "http").export(data) == MetricExportResult.SUCCESS
+    server.stop()
+    transcript = tmp_path / "t" / f"{session}.jsonl"
+    transcript.parent.mkdir()
+    transcript.write_text(transcript_lines(session, [0, 1], "/town/gastown/polecats/Toast"))
+    command = [sys.executable, "-m", "gasometer", "import", str(transcript)]
+    done = subprocess.run(
+        [*command, "--data-dir", str(server.data_dir)],
+        env=server.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    server.start()
+
+    def net(source: str) -> float:
+        events = fetch_all_costs(server.url, session_id=session)
+        return round(sum(e["cost_usd"] for e in events if e["source"] == source), 9)
+
+    deadline = time.monotonic() + 60
+    while net("otlp-metrics") != 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    want = expected(net("import"), 10 + 11, 200 + 201, 50 + 51, 1000 + 1001)
+    assert totals(server, session) == want

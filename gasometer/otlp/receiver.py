@@ -125,6 +125,7 @@ class OtlpReceiver:
             target=self._retract_loop, name="gasometer-otlp-retractor", daemon=True
         )
         self._retractor.start()
+        self._reconcile()
 
     def handle(
         self, signal: Signal, body: bytes, content_type: str, content_encoding: str = ""
@@ -236,6 +237,19 @@ class OtlpReceiver:
         }
         if sessions and not self._closed:
             self._handoff.put(sessions)
+
+    def _reconcile(self) -> None:
+        """At start-up: sessions with metric events that gained request-level events
+        while the receiver was not watching (an offline import, a crash between a commit
+        and its retraction) are handed to the retractor."""
+        pending = sorted(self.state.metric_sessions)
+        if not pending:
+            return
+        params = {"sessions": "\n".join(pending)}
+        rows = self.gm.engine.run("otlp_sessions_with_requests", params).rows
+        found = {row[0] for row in rows}
+        if found:
+            self._handoff.put(found)
 
     def _retract_loop(self) -> None:
         while True:
