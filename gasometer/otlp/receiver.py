@@ -119,6 +119,7 @@ class OtlpReceiver:
         self.state = ReceiverState(gm.settings.data_dir)
         self.counters = OtlpCounters()
         self.lock = threading.Lock()
+        self._count_lock = threading.Lock()
         self._handoff: queue.SimpleQueue[set[str] | None] = queue.SimpleQueue()
         self._closed = False
         self._retractor = threading.Thread(
@@ -143,6 +144,7 @@ class OtlpReceiver:
         """Store each api_request record as a cost event; count the other records."""
         tally = _Tally()
         drafts: list[Draft] = []
+        others: Counter[str] = Counter()
         index = 0
         for resource_logs in request.resource_logs:
             resource = attributes(resource_logs.resource.attributes)
@@ -160,10 +162,12 @@ class OtlpReceiver:
                         except (Rejected, BadRequest) as exc:
                             tally.reject(f"log record {index}", str(exc))
                     else:
-                        self._count_other(name)
+                        others[name] += 1
                     index += 1
-        self.counters.log_records += index
-        self.counters.rejected_log_records += tally.count
+        with self._count_lock:
+            self.counters.log_records += index
+            self.counters.rejected_log_records += tally.count
+            self._count_others(others)
         if drafts:
             self._store_logs(drafts)
         response = ExportLogsServiceResponse()
@@ -175,12 +179,13 @@ class OtlpReceiver:
             )
         return response
 
-    def _count_other(self, name: str) -> None:
+    def _count_others(self, others: Counter[str]) -> None:
         known = self.counters.other_events
-        if name in known or len(known) < MAX_EVENT_NAMES:
-            known[name] += 1
-        else:
-            known["(other)"] += 1
+        for name, count in others.items():
+            if name in known or len(known) < MAX_EVENT_NAMES:
+                known[name] += count
+            else:
+                known["(other)"] += count
 
     def _store_logs(self, drafts: list[Draft]) -> None:
         sessions = {d.session_id for d in drafts}
@@ -189,9 +194,10 @@ class OtlpReceiver:
             earlier = self.state.metric_events_of(sessions)
         retractions = [retraction(e, self.gm) for e in earlier]
         self.gm.ingestor.ingest(retractions + drafts)
-        self.counters.api_requests += len(drafts)
-        if earlier:
+        with self._count_lock:
+            self.counters.api_requests += len(drafts)
             self.counters.retractions += len(retractions)
+        if earlier:
             with self.lock:
                 self.state.forget_metric_events(sessions)
 
@@ -209,7 +215,8 @@ class OtlpReceiver:
             if batch.drafts:
                 self.gm.ingestor.ingest(batch.drafts)
             self.state.save_metrics(batch.points, batch.events)
-        self.counters.rejected_data_points += tally.count
+        with self._count_lock:
+            self.counters.rejected_data_points += tally.count
         response = ExportMetricsServiceResponse()
         if tally.count:
             response.partial_success.CopyFrom(
@@ -278,7 +285,8 @@ class OtlpReceiver:
             if not earlier:
                 return
             result = self.gm.ingestor.ingest([retraction(e, self.gm) for e in earlier])
-            self.counters.retractions += result.accepted
+            with self._count_lock:
+                self.counters.retractions += result.accepted
             with self.lock:
                 self.state.forget_metric_events(sessions)
         except Exception:
