@@ -437,3 +437,22 @@ def test_retry_after_503_changes_nothing(
     assert exporter.export(records) == LogRecordExportResult.SUCCESS
     assert grpc_exporter.export(records) == LogRecordExportResult.SUCCESS
     assert stored(server.url) == first
+
+
+def test_gzip_bomb_is_refused_without_inflating_it() -> None:
+    import tracemalloc
+
+    from gasometer.errors import PayloadTooLarge
+    from gasometer.otlp.decode import inflate
+
+    huge = bomb(128 * 1024 * 1024)  # 128 MiB of zeros, about 130 KB compressed
+    limit = 1024 * 1024
+    assert inflate(gzip.compress(b"x" * limit), "gzip", limit) == b"x" * limit
+    tracemalloc.start()
+    try:
+        with pytest.raises(PayloadTooLarge):
+            inflate(huge, "gzip", limit)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * limit
