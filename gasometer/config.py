@@ -77,6 +77,7 @@ class Settings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     budget_tz: str = "UTC"
     rig_budgets: dict[str, Budget] = {}
     role_budgets: dict[str, Budget] = {}
+    otlp_grpc_port: Annotated[int, msgspec.Meta(ge=1, le=65535)] | None = None
 
     def loopback(self) -> bool:
         """Whether `host` is a loopback address (or `localhost`): only this machine connects."""

@@ -24,6 +24,7 @@ from gasometer.api import (
     live,
     maintenance,
     metrics,
+    otlp,
     reads,
     session,
     sql,
@@ -33,6 +34,8 @@ from gasometer.api.security import Scrubber, security_middleware
 from gasometer.config import Settings
 from gasometer.errors import GasometerError
 from gasometer.model import ErrorBody
+from gasometer.otlp.grpc_server import start_grpc, stop_grpc
+from gasometer.otlp.receiver import OtlpReceiver
 from gasometer.query.budgets import AlertMonitor
 from gasometer.resources import WEB_DIR
 from gasometer.runtime import Gasometer
@@ -58,15 +61,32 @@ def create_app(settings: Settings) -> Litestar:
         app.state.alert_monitor = monitor
         app.state.gm = gm
         app.state.hub = hub
+        receiver = OtlpReceiver(gm)
+        gm.ingestor.listeners.append(receiver.on_commit)
+        app.state.otlp = receiver
+        grpc_server = None
         try:
+            if settings.otlp_grpc_port is not None:
+                registry = app.state.access.registry
+                grpc_server = start_grpc(
+                    receiver,
+                    settings.host,
+                    settings.otlp_grpc_port,
+                    lambda token: "ingest" in registry.grants(token),
+                    settings.max_body_bytes,
+                )
             yield
         finally:
+            if grpc_server is not None:
+                stop_grpc(grpc_server)
+            receiver.close()
             gm.close()
             hub.close()
 
     return Litestar(
         route_handlers=[
             *ingest.routes,
+            *otlp.routes,
             *hooks.routes,
             *imports.routes,
             *maintenance.routes,

@@ -112,6 +112,7 @@ def metrics(request: Request, gm: Gasometer) -> Response[str]:
     """Prometheus text format: cost, events and tokens by role/rig/model, ingest counters,
     live clients, budget alerts and request latencies."""
     lines = [*cost_lines(gm), *ingest_lines(gm, request.app.state)]
+    lines += otlp_lines(request.app.state)
     lines += timings_of(request.app.state).lines()
     return Response("\n".join(lines) + "\n", media_type=CONTENT_TYPE)
 
@@ -163,6 +164,55 @@ def ingest_lines(gm: Gasometer, state: State) -> list[str]:
     out += [f"# HELP {name} Budget alerts sent.", f"# TYPE {name} counter", f"{name} {alerts}"]
     for name, text, value in gauges:
         out += [f"# HELP {name} {text}", f"# TYPE {name} gauge", f"{name} {value}"]
+    return out
+
+
+def otlp_lines(state: State) -> list[str]:
+    """OTLP receiver counters; log records of other event names by `event` label."""
+    receiver = getattr(state, "otlp", None)
+    if receiver is None:
+        return []
+    c = receiver.counters
+    counters = (
+        ("gasometer_otlp_log_records_total", "OTLP log records received.", c.log_records),
+        (
+            "gasometer_otlp_api_requests_total",
+            "api_request records received (stored once each).",
+            c.api_requests,
+        ),
+        (
+            "gasometer_otlp_rejected_log_records_total",
+            "Log records rejected.",
+            c.rejected_log_records,
+        ),
+        ("gasometer_otlp_data_points_total", "OTLP metric data points received.", c.data_points),
+        (
+            "gasometer_otlp_metric_points_used_total",
+            "Cost/token points stored.",
+            c.metric_points_used,
+        ),
+        (
+            "gasometer_otlp_metric_points_ignored_total",
+            "Points of sessions with log records.",
+            c.metric_points_ignored,
+        ),
+        (
+            "gasometer_otlp_rejected_data_points_total",
+            "Metric data points rejected.",
+            c.rejected_data_points,
+        ),
+        ("gasometer_otlp_retractions_total", "Metric-derived events retracted.", c.retractions),
+    )
+    out = []
+    for name, text, value in counters:
+        out += [f"# HELP {name} {text}", f"# TYPE {name} counter", f"{name} {value}"]
+    name = "gasometer_otlp_other_events_total"
+    out += [
+        f"# HELP {name} OTLP log records of other event names (not costs).",
+        f"# TYPE {name} counter",
+    ]
+    for event, count in sorted(c.other_events.items()):
+        out.append(f"{name}{{{_labels(event=event)}}} {count}")
     return out
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import msgspec
 from litestar import get
+from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.params import Parameter
 
@@ -97,9 +98,13 @@ def costs(
 
 
 @get("/health", sync_to_thread=True, opt={"scope": "public"})
-def health(gm: Gasometer) -> Health:
-    """Status, event count, partitions, WAL backlog and version."""
-    return health_report(gm.store, gm.engine, gm.ingestor.commit_error)
+def health(gm: Gasometer, state: State) -> Health:
+    """Status, event count, partitions, WAL backlog, version and OTLP receiver counters."""
+    report = health_report(gm.store, gm.engine, gm.ingestor.commit_error)
+    receiver = getattr(state, "otlp", None)
+    if receiver is not None:
+        report.otlp = receiver.counters.as_dict()
+    return report
 
 
 routes = [daily, summary, roles, rigs, costs, health]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
 from gasometer import __version__
@@ -15,6 +17,8 @@ class Health(msgspec.Struct):
 
     Rollups (and so `event_count`, `first_event_at`) keep everything; raw events are kept
     from `raw_events_since` on, `retention_horizon` being the last horizon applied.
+    `otlp`: the OTLP receiver's counters (records, api_request events, other event
+    names, metric points), filled by the server only.
     """
 
     status: str
@@ -33,6 +37,7 @@ class Health(msgspec.Struct):
     retention_days: float | None = None
     retention_horizon: str | None = None
     raw_events_since: str | None = None
+    otlp: dict[str, Any] | None = None
 
 
 def health_report(store: Store, engine: QueryEngine, ingest_error: str | None = None) -> Health:
