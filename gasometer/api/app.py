@@ -17,6 +17,7 @@ from litestar.static_files import create_static_files_router
 from gasometer import __version__
 from gasometer.api import (
     analytics,
+    docs,
     hooks,
     imports,
     ingest,
@@ -79,7 +80,12 @@ def create_app(settings: Settings) -> Litestar:
             HTTPException: _http_error,
             Exception: _internal_error,
         },
-        openapi_config=OpenAPIConfig(title="Gasometer", version=__version__, path="/schema"),
+        openapi_config=OpenAPIConfig(
+            title="Gasometer",
+            version=__version__,
+            path="/schema",
+            render_plugins=docs.render_plugins(),
+        ),
         request_max_body_size=settings.max_body_bytes,
         debug=False,
     )
