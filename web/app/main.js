@@ -42,6 +42,7 @@ function context(frame) {
     alerts,
     width: Math.max(240, Math.floor(frame.body.getBoundingClientRect().width) || 600),
     choose(patch) {
+      frame.chose = true; // its own choice: redraw at once, even under the pointer
       frame.section.value = patch;
       frame.section.dispatchEvent(new Event("input", { bubbles: true }));
     },
@@ -81,8 +82,9 @@ async function load(frame) {
     if (gen !== frame.gen) return; // a newer request superseded this one
     frame.data = data;
     frame.error = null;
-    if (frame.hold || (frame.hover && frame.drawn)) frame.pending = true;
+    if (frame.hold || (frame.hover && frame.drawn && !frame.chose)) frame.pending = true;
     else draw(frame);
+    frame.chose = false;
   } catch (error) {
     if (gen !== frame.gen) return;
     frame.error = error;

@@ -23,7 +23,7 @@ export default {
   },
   render(body, page, ctx) {
     body.replaceChildren();
-    const table = d3.select(body).append("div").attr("class", "table-wrap").append("table").attr("class", "events");
+    const table = d3.select(body).append("div").attr("class", "table-wrap").attr("tabindex", 0).attr("role", "region").attr("aria-label", "Events table").append("table").attr("class", "events");
     table.append("caption").attr("class", "visually-hidden").text("Events for the current filters, newest first");
     const cols = [
       ["Time", (e) => shortDateTime(e.ended_at, ctx.tz, true)],

@@ -39,7 +39,7 @@ export default {
 };
 
 function draw(body, ctx) {
-  const list = d3.select(body).selectAll("ol.feed").data([0]).join("ol").attr("class", "feed").attr("aria-live", "polite").attr("aria-relevant", "additions");
+  const list = d3.select(body).selectAll("ol.feed").data([0]).join("ol").attr("class", "feed").attr("tabindex", 0).attr("aria-label", "Latest events, newest first").attr("aria-live", "polite").attr("aria-relevant", "additions");
   const row = list.selectAll("li").data(items, keyOf).join((enter) => {
     const li = enter.append("li");
     li.append("time");
