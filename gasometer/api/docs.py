@@ -1,6 +1,7 @@
 """The interactive API docs at /schema: Swagger UI from the vendored npm package
 (web/vendor, pinned in web/package.json), so the page renders offline; no CDN, and no
-inline script or style, so it works under the dashboard's Content-Security-Policy."""
+inline script or style, so it works under the dashboard's Content-Security-Policy, plus
+`img-src data:` for the icons Swagger UI's stylesheet embeds."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ class SwaggerPage(OpenAPIRenderPlugin):
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<meta http-equiv="Content-Security-Policy" content="default-src 'self'">
+<meta http-equiv="Content-Security-Policy" content="default-src 'self'; img-src 'self' data:">
 <title>{title} API</title>
 <link rel="icon" href="/favicon.svg" type="image/svg+xml">
 <link rel="stylesheet" href="/vendor/swagger-ui.css">

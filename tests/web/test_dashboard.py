@@ -122,7 +122,8 @@ def test_filters_change_numbers_and_url_and_the_url_reproduces_the_view(
     assert query_of(page.url)["role"] == ["polecat"]
     assert 0 < polecat["month"]["total_usd"] < before["month"]
     page.wait_for_function(
-        "() => [...document.querySelectorAll('#river path.layer')].every(p => p.dataset.key === 'polecat')"
+        "() => [...document.querySelectorAll('#river path.layer')]"
+        ".every(p => p.dataset.key === 'polecat')"
     )
     assert page.is_visible("[data-chip=role]")
     filtered = tile_values(page)
