@@ -62,7 +62,7 @@ chromium:
 	test -x /usr/bin/chromium || (apt-get update && apt-get install -y chromium)
 
 bench-web: install web-deps chromium
-	$(BIN)/python -m benchmarks.bench_dashboard --events $(EVENTS)
+	$(BIN)/python -m benchmarks.web_dashboard --events $(or $(BENCH_EVENTS),1000000)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

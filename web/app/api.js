@@ -57,14 +57,29 @@ function ensureSession() {
   return login;
 }
 
-/** GET a JSON endpoint; `params` with null/undefined values are left out. */
-export async function get(path, params = {}, { signal } = {}) {
+const inFlight = new Map();
+
+/**
+ * GET a JSON endpoint; `params` with null/undefined values are left out. Panels asking
+ * for the same URL at the same time share one request.
+ */
+export function get(path, params = {}) {
   const url = new URL(path, location.origin);
   for (const [key, value] of Object.entries(params)) {
     if (value != null && value !== "") url.searchParams.set(key, value);
   }
+  const key = url.toString();
+  let request = inFlight.get(key);
+  if (!request) {
+    request = fetchJson(url).finally(() => inFlight.delete(key));
+    inFlight.set(key, request);
+  }
+  return request;
+}
+
+async function fetchJson(url) {
   for (let attempt = 0; ; attempt++) {
-    const response = await fetch(url, { credentials: "same-origin", signal });
+    const response = await fetch(url, { credentials: "same-origin" });
     if (response.status === 401 && askToken && attempt < 3) {
       await ensureSession();
       continue;

@@ -11,7 +11,7 @@ export default {
     const dims = ctx.dims;
     const [summary, burn] = await Promise.all([
       api.get("/api/stats/summary", dims),
-      api.get("/api/stats/burn", { ...dims, hours: 1 }),
+      api.get("/api/stats/burn", { ...dims, hours: 3 }), // the gauge's request, shared
     ]);
     return { summary, burn };
   },

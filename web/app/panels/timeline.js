@@ -13,7 +13,7 @@ export default {
   id: "timeline",
   title: "Who ran in parallel with whom?",
   async fetch(ctx) {
-    const to = ctx.state.range ? new Date(ctx.win.end + 60e3).toISOString() : ctx.params.to;
+    const to = ctx.state.range ? new Date(Math.ceil((ctx.win.end + 1) / 3600e3) * 3600e3).toISOString() : ctx.params.to;
     return api.get("/api/stats/timeline", { ...ctx.params, to, limit: LIMIT });
   },
   render(body, data, ctx) {
