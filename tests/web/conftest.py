@@ -39,13 +39,13 @@ def browser() -> Iterator[Browser]:
             instance.close()
 
 
-def start_demo_server(base: Path, events: int, days: int) -> ServerProcess:
-    """Write demo data through the real ingest path, then serve it."""
+def start_demo_server(base: Path, events: int, days: int, **env: str) -> ServerProcess:
+    """Write demo data through the real ingest path, then serve it (with `env` settings)."""
     data = base / "data"
     cmd = [sys.executable, "-m", "gasometer", "demo", "--data-dir", str(data)]
     cmd += ["--events", str(events), "--days", str(days), "--no-serve"]
     subprocess.run(cmd, check=True, capture_output=True, env=server_env(), timeout=300)
-    return ServerProcess(data, free_port(), server_env()).start()
+    return ServerProcess(data, free_port(), server_env(**env)).start()
 
 
 @dataclass

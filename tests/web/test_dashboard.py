@@ -24,7 +24,14 @@ TILES = ("today", "week", "month", "burn", "projected")
 
 @pytest.fixture(scope="module")
 def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    server = start_demo_server(Path(tmp_path_factory.mktemp("dash")), events=20_000, days=30)
+    # A daily budget the live test's large event crosses: a budget alert on the river,
+    # and zones on the gauge.
+    server = start_demo_server(
+        Path(tmp_path_factory.mktemp("dash")),
+        events=60_000,
+        days=21,
+        GASOMETER_BUDGET_DAILY_USD="400",
+    )
     try:
         yield server
     finally:
@@ -62,8 +69,8 @@ def test_every_panel_draws_real_marks(demo_server: ServerProcess, open_page) -> 
     )
     assert counts["tiles"] == 5
     assert counts["layers"] >= 4  # several roles spent in the last week
-    assert counts["zones"] >= 1 and counts["needle"] == 1 and counts["spark"] == 1
-    assert counts["days"] >= 365 and counts["spentDays"] >= 25
+    assert counts["zones"] == 3 and counts["needle"] == 1 and counts["spark"] == 1
+    assert counts["days"] >= 365 and counts["spentDays"] >= 15
     assert counts["sessions"] >= 10 and counts["links"] >= 1 and counts["concurrency"] == 1
     assert counts["cells"] >= 5 and counts["beads"] >= 5
     assert counts["feed"] >= 10 and counts["rows"] == 25 and counts["status"] == 1
@@ -183,6 +190,34 @@ def test_calendar_click_and_a_brush_set_the_range(demo_server: ServerProcess, op
     page.wait_for_function("() => location.search === ''")
 
 
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_accessible_and_screenshots(demo_server: ServerProcess, open_page, scheme: str) -> None:
+    w: Watched = open_page(
+        demo_server.url + "/",
+        color_scheme=scheme,
+        reduced_motion="reduce",
+        bypass_csp=True,  # axe-core is injected as a script
+    )
+    page = w.page
+    wait_drawn(page)
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
+    serious = [
+        {"id": v["id"], "impact": v["impact"], "nodes": [n["target"] for n in v["nodes"][:5]]}
+        for v in result["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+    assert serious == [], json.dumps(serious, indent=1)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for width in (1280, 1920):
+        page.set_viewport_size({"width": width, "height": 1000})
+        page.wait_for_function(
+            "w => document.querySelector('#river svg.chart').getAttribute('width') > w",
+            arg=width - 200,
+        )
+        page.screenshot(path=str(SCREENSHOTS / f"dashboard-{scheme}-{width}.png"), full_page=True)
+
+
 def _event(cost: float) -> dict[str, object]:
     return {
         "session_id": f"gt-live-{uuid.uuid4().hex[:6]}",
@@ -215,19 +250,20 @@ def test_a_posted_event_shows_in_feed_tiles_and_gauge_without_reload(
     page.evaluate("() => { window.__notReloaded = true; }")
     before = tile_values(page)
     needle = float(page.get_attribute("#gauge .needle", "data-usd-per-hour") or 0)
-    event = _event(250.0)
+    event = _event(450.0)
     _post(demo_server, event)
     page.wait_for_selector(f"#feed li[data-event='{event['event_id']}']", timeout=30_000)
     page.wait_for_function(
         "v => Number(document.querySelector('[data-tile=today]').dataset.usd) >= v",
-        arg=before["today"] + 249.99,
+        arg=before["today"] + 449.99,
         timeout=30_000,
     )
     page.wait_for_function(
         "v => Number(document.querySelector('#gauge .needle').dataset.usdPerHour) >= v",
-        arg=needle + 249.99,
+        arg=needle + 449.99,
         timeout=30_000,
     )
+    page.wait_for_selector("#river g.alert.exceeded line", state="attached", timeout=30_000)
     assert page.evaluate("() => window.__notReloaded") is True
     assert page.is_visible(f"#feed li.fresh[data-event='{event['event_id']}']")
 
@@ -247,31 +283,3 @@ def test_reconnects_after_a_server_restart(demo_server: ServerProcess, open_page
     event = _event(1.25)
     _post(demo_server, event)
     page.wait_for_selector(f"#feed li[data-event='{event['event_id']}']", timeout=30_000)
-
-
-@pytest.mark.parametrize("scheme", ["light", "dark"])
-def test_accessible_and_screenshots(demo_server: ServerProcess, open_page, scheme: str) -> None:
-    w: Watched = open_page(
-        demo_server.url + "/",
-        color_scheme=scheme,
-        reduced_motion="reduce",
-        bypass_csp=True,  # axe-core is injected as a script
-    )
-    page = w.page
-    wait_drawn(page)
-    page.add_script_tag(path=str(AXE))
-    result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
-    serious = [
-        {"id": v["id"], "impact": v["impact"], "nodes": [n["target"] for n in v["nodes"][:5]]}
-        for v in result["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
-    assert serious == [], json.dumps(serious, indent=1)
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    for width in (1280, 1920):
-        page.set_viewport_size({"width": width, "height": 1000})
-        page.wait_for_function(
-            "w => document.querySelector('#river svg.chart').getAttribute('width') > w",
-            arg=width - 200,
-        )
-        page.screenshot(path=str(SCREENSHOTS / f"dashboard-{scheme}-{width}.png"), full_page=True)

@@ -31,7 +31,7 @@ export default {
       ["Rig / worker", (e) => `${e.rig}/${e.worker}`],
       ["Session", (e) => e.session_id],
       ["Bead", (e) => e.issue ?? "—"],
-      ["Model", (e) => (e.model ?? "—").replace(/^claude-/, "")],
+      ["Model", (e) => (e.model ?? "—").replace(/^claude-/, "").replace(/-\d{8}$/, "")],
       ["Tokens in/out", (e) => `${tokens(e.input_tokens + e.cache_read_tokens + e.cache_creation_tokens)} / ${tokens(e.output_tokens)}`],
       ["Cost", (e) => money(e.cost_usd)],
     ];

@@ -3,10 +3,11 @@
 // beside it, and the last three hours per minute as a sparkline.
 import * as d3 from "../../vendor/d3.js";
 import * as api from "../api.js";
-import { money, rate, shortDateTime } from "../format.js";
-import { chart, motion } from "../panel.js";
+import { isoDateIn, money, rate, shortDateTime, zonedMidnight } from "../format.js";
+import { nextDay } from "../state.js";
+import { chart, legend, motion } from "../panel.js";
 
-const WARN = 0.8; // the server's default budget_warn_ratio
+const WARN = 0.8; // the server's default budget_warn_ratio (not in the burn answer)
 let lastAngle = null;
 
 export default {
@@ -18,23 +19,24 @@ export default {
   render(body, burn, ctx) {
     body.replaceChildren();
     const now = burn.usd_per_hour_1h;
-    const budgetRate = hourlyBudget(burn);
+    const paces = budgetPaces(burn, ctx.tz);
+    const budgetRate = paces?.budget ?? null;
     const max = niceMax(Math.max(now, burn.usd_per_hour_15m, burn.usd_per_hour_24h, budgetRate ? budgetRate * 1.25 : 0) * 1.1 || 1);
-    const width = Math.min(300, Math.max(200, ctx.width * 0.55));
+    const width = Math.min(280, ctx.width);
     const height = width / 2 + 44;
     const r = width / 2 - 30;
     const cx = width / 2;
     const cy = height - 30;
     const angle = d3.scaleLinear().domain([0, max]).range([-Math.PI / 2, Math.PI / 2]).clamp(true);
     const zone = burn.zone;
-    const label = `Burn rate gauge: ${rate(now)} over the last hour (15 minutes: ${rate(burn.usd_per_hour_15m)}), zone ${zone}${budgetRate ? `, budget pace ${rate(budgetRate)}` : ", no budget set"}.`;
+    const label = `Burn rate gauge: ${rate(now)} over the last hour (15 minutes: ${rate(burn.usd_per_hour_15m)}), zone ${zone}${budgetRate != null ? `, budget reached at ${rate(budgetRate)}` : ", no budget set"}.`;
     const svg = chart(body, { width, height, label, className: "gauge" });
     const g = svg.append("g").attr("transform", `translate(${cx},${cy})`).attr("aria-hidden", "true");
     const arc = d3.arc().innerRadius(r * 0.72).outerRadius(r);
-    const zones = budgetRate
+    const zones = paces
       ? [
-          { from: 0, to: budgetRate * WARN, cls: "green" },
-          { from: budgetRate * WARN, to: budgetRate, cls: "yellow" },
+          { from: 0, to: paces.warn, cls: "green" },
+          { from: paces.warn, to: budgetRate, cls: "yellow" },
           { from: budgetRate, to: max, cls: "red" },
         ]
       : [{ from: 0, to: max, cls: "neutral" }];
@@ -69,15 +71,40 @@ export default {
     fact("Month", `${money(burn.month_usd)} → ${money(burn.projected_month_usd)}${burn.monthly_budget_usd ? ` of ${money(burn.monthly_budget_usd)}` : ""}`, "month");
     fact("Zone", zone, "zone");
     sparkline(body, burn.minutes, ctx);
+    if (paces) {
+      legend(body, [
+        { key: "green", label: `under ${rate(paces.warn)}: within budget`, color: "var(--zone-green)" },
+        { key: "yellow", label: `${Math.round(WARN * 100)} % of the budget by the end of the period`, color: "var(--zone-yellow)" },
+        { key: "red", label: `over ${rate(budgetRate)}: budget exceeded at this pace`, color: "var(--zone-red)" },
+      ]);
+    }
     return `${rate(now)} over the last hour; today ${money(burn.today_usd)} heading for ${money(burn.projected_today_usd)}, the month for ${money(burn.projected_month_usd)}; zone ${zone}.`;
   },
 };
 
-function hourlyBudget(burn) {
-  const rates = [];
-  if (burn.daily_budget_usd) rates.push(burn.daily_budget_usd / 24);
-  if (burn.monthly_budget_usd) rates.push(burn.monthly_budget_usd / (30.4 * 24));
-  return rates.length ? Math.min(...rates) : null;
+/**
+ * The burn rate ($/h) at which today's (or the month's) projection reaches its budget,
+ * given what is spent already: the gauge's zones then agree with the server's `zone`
+ * (projection >= budget: red; >= warn ratio: amber).
+ */
+function budgetPaces(burn, tz) {
+  const now = Date.now();
+  const today = isoDateIn(now, tz);
+  const paces = [];
+  if (burn.daily_budget_usd) {
+    const hours = Math.max(1 / 60, (zonedMidnight(nextDay(today), tz) - now) / 3600e3);
+    paces.push({ budget: burn.daily_budget_usd, spent: burn.today_usd, hours });
+  }
+  if (burn.monthly_budget_usd) {
+    const first = `${today.slice(0, 7)}-01`;
+    const next = new Date(`${first}T00:00:00Z`);
+    next.setUTCMonth(next.getUTCMonth() + 1);
+    const hours = Math.max(1 / 60, (zonedMidnight(next.toISOString().slice(0, 10), tz) - now) / 3600e3);
+    paces.push({ budget: burn.monthly_budget_usd, spent: burn.month_usd, hours });
+  }
+  if (!paces.length) return null;
+  const at = (share) => Math.max(0, Math.min(...paces.map((p) => (share * p.budget - p.spent) / p.hours)));
+  return { warn: at(WARN), budget: at(1) };
 }
 
 function niceMax(value) {

@@ -92,7 +92,8 @@ export default {
       rule.attr("visibility", "hidden");
       tip.style("visibility", "hidden");
     });
-    const inRange = ctx.alerts.filter((a) => Date.parse(a.at) >= x.domain()[0] && Date.parse(a.at) <= x.domain()[1] + step);
+    const [lo, hi] = x.domain().map(Number);
+    const inRange = ctx.alerts.filter((a) => Date.parse(a.at) >= lo && Date.parse(a.at) <= hi + step);
     const marks = svg.append("g").attr("class", "alerts").attr("aria-hidden", "true")
       .selectAll("g").data(inRange).join("g")
       .attr("class", (d) => `alert ${d.level}`)

@@ -26,7 +26,9 @@ export default {
         key: "projected",
         label: "Projected month",
         usd: summary.projected_month_usd,
-        note: budget ? `budget ${money(budget)} · ${Math.round((100 * summary.projected_month_usd) / budget)} %` : "no monthly budget set",
+        note: budget
+          ? `budget ${money(budget)} · ${Math.round((100 * summary.projected_month_usd) / budget)} %`
+          : burn.daily_budget_usd ? `zone ${burn.zone} against the daily budget` : "no budget set",
         zone: burn.zone,
       },
     ];

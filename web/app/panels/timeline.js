@@ -5,7 +5,7 @@ import * as d3 from "../../vendor/d3.js";
 import * as api from "../api.js";
 import { roleColor } from "../colors.js";
 import { count, duration, money, shortDateTime, ticks } from "../format.js";
-import { axisGroup, chart, emptyNote, timeAxis } from "../panel.js";
+import { axisGroup, chart, emptyNote, legend, timeAxis } from "../panel.js";
 
 const LIMIT = 600;
 
@@ -76,6 +76,11 @@ export default {
         ctx.choose({ from: a.toISOString(), to: b.toISOString() });
       });
     svg.insert("g", ".links").attr("class", "brush").attr("aria-hidden", "true").call(brush);
+    const roles = d3.rollups(sessions, (v) => v.length, (s) => s.role).sort((a, b) => b[1] - a[1]);
+    legend(body, [
+      ...roles.map(([role, n]) => ({ key: role, label: `${role} (${n})`, color: roleColor(role) })),
+      { key: "subagent", label: "thin bar: subagent, tied to its parent", color: "var(--muted)" },
+    ]);
     return summary;
   },
 };
