@@ -328,10 +328,16 @@ setInterval(() => load(statusFrame), 30000);
 
 async function boot() {
   syncControls(rangeButtons);
+  // Health and the panels' reads go out together; an empty store then shows how to get
+  // data in rather than empty charts. Reads first (and a login if they need one), then
+  // the socket.
+  document.body.dataset.view = "dashboard";
+  const panels = loadAll({ status: false });
   await load(statusFrame);
   const health = statusFrame.data?.health;
   if (health && health.event_count === 0) showStart();
-  else await showDashboard({ status: false }); // reads first (a login if needed), then the socket
+  await panels;
+  if (document.body.dataset.view === "dashboard") fillChoices().catch(() => {});
   live = new api.Live({
     onEvents,
     onAlert,

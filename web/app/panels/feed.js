@@ -17,8 +17,11 @@ export default {
   id: "feed",
   title: "What is happening now?",
   async fetch(ctx) {
-    const page = await api.get("/api/costs", { tz: ctx.tz, role: ctx.state.role, rig: ctx.state.rig, worker: ctx.state.worker, issue: ctx.state.bead, limit: 15 });
-    return page.events;
+    // The newest events whatever the range; while the range ends now this is the events
+    // list's first page, the very same request (shared).
+    const params = ctx.state.range ? ctx.params : ctx.dims;
+    const page = await api.get("/api/costs", { ...params, limit: 25 });
+    return page.events.slice(0, 15);
   },
   render(body, events, ctx) {
     items = events.map((e) => ({ ...e, fresh: false }));
