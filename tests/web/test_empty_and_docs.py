@@ -74,3 +74,49 @@ def test_api_docs_render_offline_from_vendored_assets(
     outside = [u for u in requests if not u.startswith(empty_server.url)]
     assert outside == []  # nothing from a CDN: it renders offline
     assert any(u.endswith("/vendor/swagger-ui-bundle.js") for u in requests)
+
+
+def test_formats_state_and_live_frames_in_the_browser(
+    empty_server: ServerProcess, open_page
+) -> None:
+    """The page's own modules, run in the browser: DASHBOARD.md's number formats, the
+    URL state's round trip, and both shapes of live frame (batched and single)."""
+    w: Watched = open_page(empty_server.url + "/")
+    page = w.page
+    page.wait_for_selector("body[data-view=start]", state="attached")
+    got = page.evaluate(
+        """async () => {
+        const f = await import('/app/format.js');
+        const s = await import('/app/state.js');
+        const api = await import('/app/api.js');
+        const calls = [];
+        const live = new api.Live({ onEvents: (e) => calls.push(['events', e.length]),
+          onAlert: (a) => calls.push(['alert', a.level]), onStatus() {}, onReconnect() {} });
+        live.receive(JSON.stringify({type: 'events', events: [{id: 1}, {id: 2}, {id: 3}]}));
+        live.receive(JSON.stringify({type: 'event', event: {id: 4}}));
+        live.receive(JSON.stringify({type: 'alert', level: 'exceeded'}));
+        live.receive(JSON.stringify({type: 'filter', filter: {}}));
+        live.receive('not json');
+        const state = s.parse('?role=polecat&from=2026-11-02&to=2026-11-03&tz=Asia/Kolkata&by=rig');
+        return {
+          money: [f.money(1234.5), f.money(0.0042), f.money(0), f.money(12)],
+          axis: [f.moneyAxis(1200), f.moneyAxis(2500000), f.moneyAxis(0.5)],
+          rate: f.rate(48.8), tokens: f.tokens(1234567),
+          midnight: new Date(f.zonedMidnight('2026-11-02', 'Asia/Kolkata')).toISOString(),
+          state, query: s.query(state), quick: s.parse('?range=1y&role=crew'),
+          bad: s.parse('?range=2w&tz=Mars/Olympus&by=colour'), calls,
+        };
+    }"""
+    )
+    assert got["money"] == ["$1,234.50", "$0.0042", "$0.00", "$12.00"]
+    assert got["axis"] == ["$1.2k", "$2.5M", "$0.5"]
+    assert got["rate"] == "$48.80/h" and got["tokens"] == "1.2M"
+    assert got["midnight"] == "2026-11-01T18:30:00.000Z"
+    assert got["state"] == {
+        "from": "2026-11-02", "to": "2026-11-03", "tz": "Asia/Kolkata", "role": "polecat",
+        "by": "rig",
+    }  # fmt: skip
+    assert got["query"] == "from=2026-11-02&to=2026-11-03&tz=Asia%2FKolkata&role=polecat&by=rig"
+    assert got["quick"]["range"] == "1y" and got["quick"]["role"] == "crew"
+    assert got["bad"]["range"] == "7d" and got["bad"]["tz"] == "UTC" and got["bad"]["by"] == "role"
+    assert got["calls"] == [["events", 3], ["events", 1], ["alert", "exceeded"]]

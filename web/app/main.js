@@ -85,7 +85,8 @@ async function load(frame) {
     if (gen !== frame.gen) return; // a newer request superseded this one
     frame.data = data;
     frame.error = null;
-    if (frame.hold || (frame.hover && frame.drawn && !frame.chose)) frame.pending = true;
+    const held = frame.hold || (frame.hover && frame.drawn && !frame.chose && frame.panel.holdOnHover !== false);
+    if (held) frame.pending = true;
     else draw(frame);
     frame.chose = false;
   } catch (error) {
@@ -108,7 +109,16 @@ function draw(frame) {
 }
 
 function release(frame) {
-  if (frame.pending && !frame.hold && !frame.hover) draw(frame);
+  if (frame.hold || frame.hover) return;
+  if (frame.pending) draw(frame);
+  if (frame.live?.length) pushLive(frame);
+}
+
+/** Live arrivals into the feed (held while the pointer is over it: no shifting rows). */
+function pushLive(frame) {
+  const batch = frame.live;
+  frame.live = [];
+  frame.summary.textContent = feed.push(frame.body, batch, context(frame));
 }
 
 function markDrawn(frame) {
@@ -128,6 +138,7 @@ function loadAll({ status = true } = {}) {
 
 // ---- live -----------------------------------------------------------------------------
 
+const MAX_QUEUED = 500;
 let queue = [];
 let scheduled = false;
 const throttles = new Map();
@@ -143,7 +154,10 @@ function onEvents(list) {
     showDashboard();
     return;
   }
-  queue.push(...list.filter(matches));
+  // Under heavy ingest a frame can hold thousands of events: the feed shows the newest
+  // few, and the numbers come from the API, so only the latest arrivals are kept.
+  queue = queue.concat(list.filter(matches));
+  if (queue.length > MAX_QUEUED) queue = queue.slice(-MAX_QUEUED);
   if (!scheduled && queue.length) {
     scheduled = true;
     requestAnimationFrame(applyLive);
@@ -156,7 +170,8 @@ function applyLive() {
   queue = [];
   if (!batch.length) return;
   const feedFrame = frames.get("feed");
-  feedFrame.summary.textContent = feed.push(feedFrame.body, batch, context(feedFrame));
+  feedFrame.live = (feedFrame.live ?? []).concat(batch).slice(-MAX_QUEUED);
+  if (!feedFrame.hover) pushLive(feedFrame);
   throttled("headline", 1000, ["tiles", "gauge"]);
   const win = windowOf(store.state, Date.now(), zonedMidnight);
   const latest = Math.max(...batch.map((e) => Date.parse(e.ended_at)));

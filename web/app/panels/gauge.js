@@ -13,6 +13,7 @@ let lastAngle = null;
 export default {
   id: "gauge",
   title: "How fast are we burning?",
+  holdOnHover: false, // numbers change in place: nothing moves under the pointer
   async fetch(ctx) {
     return api.get("/api/stats/burn", { ...ctx.dims, hours: 3 });
   },

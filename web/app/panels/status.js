@@ -9,6 +9,7 @@ const BACKLOG_WARN = 200000;
 export default {
   id: "status",
   title: "Is the service healthy?",
+  holdOnHover: false, // numbers change in place: nothing moves under the pointer
   async fetch() {
     const [health, imports] = await Promise.all([
       api.get("/health"),
@@ -20,8 +21,9 @@ export default {
     const level = levelOf(health, imports);
     const text = level === "red" ? "attention" : level === "amber" ? "check" : "ok";
     const root = d3.select(body);
+    const wasOpen = root.select("details").node()?.open ?? false;
     root.selectAll("*").remove();
-    const details = root.append("details").attr("class", `status ${level}`).attr("data-level", level);
+    const details = root.append("details").attr("class", `status ${level}`).attr("data-level", level).property("open", wasOpen);
     const summary = details.append("summary");
     summary.append("span").attr("class", "dot").attr("aria-hidden", "true");
     summary.append("span").text(`${text} · ${count(health.event_count)} events`);

@@ -7,6 +7,7 @@ import { count, money, rate } from "../format.js";
 export default {
   id: "tiles",
   title: "What are we spending?",
+  holdOnHover: false, // numbers change in place: nothing moves under the pointer
   async fetch(ctx) {
     const dims = ctx.dims;
     const [summary, burn] = await Promise.all([
