@@ -83,7 +83,7 @@ def test_formats_state_and_live_frames_in_the_browser(
     URL state's round trip, and both shapes of live frame (batched and single)."""
     w: Watched = open_page(empty_server.url + "/")
     page = w.page
-    page.wait_for_selector("body[data-view=start]", state="attached")
+    page.wait_for_selector("body:not([data-view=loading])", state="attached")
     got = page.evaluate(
         """async () => {
         const f = await import('/app/format.js');

@@ -277,6 +277,8 @@ function showStart() {
   document.getElementById("start-curl").textContent =
     `curl -X POST ${origin}/api/ingest \\\n  -H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json" \\\n  -d '{"session_id": "gt-alpha", "cost_usd": 0.42, "ended_at": "${new Date().toISOString().slice(0, 19)}Z", "model": "claude-opus-4-5"}'`;
   document.getElementById("start-hook").textContent = `gasometer hooks install --url ${origin} --token $TOKEN`;
+  document.getElementById("start-import").textContent =
+    `gasometer import        # on this machine, or through the server:\ncurl -X POST -H "Authorization: Bearer $TOKEN" ${origin}/api/import`;
 }
 
 async function showDashboard({ status = true } = {}) {
