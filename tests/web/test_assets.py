@@ -108,3 +108,12 @@ def test_every_file_the_browser_loads_ships_in_the_wheel(tmp_path: Path) -> None
     assert missing == []
     assert "gasometer/_web/index.html" in names
     assert not [n for n in names if "node_modules" in n or n.endswith("package-lock.json")]
+
+
+def test_every_module_is_preloaded() -> None:
+    """index.html preloads the whole module graph (no request waterfall)."""
+    index = (WEB / "index.html").read_text()
+    preloaded = set(re.findall(r'<link rel="modulepreload" href="([^"]+)">', index))
+    docs_page = {"/app/schema-docs.js", "/vendor/swagger-ui-bundle.js", "/app/main.js"}
+    modules = {r for r in _references() if r.endswith(".js")} - docs_page
+    assert preloaded == modules
