@@ -199,7 +199,9 @@ function throttled(name, ms, ids) {
 function onAlert(alert) {
   alerts.push(alert);
   const frame = frames.get("river");
-  if (frame.data) draw(frame);
+  if (!frame.data) return;
+  if (frame.hold || frame.hover) frame.pending = true;
+  else draw(frame);
 }
 
 function setLiveStatus(value) {
