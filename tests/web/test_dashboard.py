@@ -9,7 +9,7 @@ import json
 import re
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
@@ -186,15 +186,26 @@ def test_calendar_click_and_a_brush_set_the_range(demo_server: ServerProcess, op
     y = box["y"] + box["height"] / 2
     page.mouse.move(box["x"] + box["width"] * 0.3, y)
     page.mouse.down()
-    page.mouse.move(box["x"] + box["width"] * 0.6, y, steps=8)
-    page.mouse.up()
+    with page.expect_response(lambda r: "/api/stats/hourly" in r.url):
+        page.mouse.move(box["x"] + box["width"] * 0.6, y, steps=8)
+        page.mouse.up()
     page.wait_for_url(re.compile(r"from=\d{4}-\d\d-\d\dT"))
+    page.wait_for_selector("#river:not([aria-busy])", state="attached")
     q = query_of(page.url)
     start = datetime.fromisoformat(q["from"][0].replace("Z", "+00:00"))
     end = datetime.fromisoformat(q["to"][0].replace("Z", "+00:00"))
     day_start = datetime.fromisoformat(date).replace(tzinfo=UTC)
     assert day_start <= start < end <= day_start.replace(hour=23, minute=59, second=59)
     assert page.is_visible("[data-chip=range]")
+
+    # Keyboard alternative to the brush: zoom out doubles the range around its middle.
+    page.focus("#river [data-move=zoom-out]")
+    page.keyboard.press("Enter")
+    page.wait_for_function("t => !location.search.includes(t)", arg=q["to"][0])
+    wider = query_of(page.url)
+    wide_start = datetime.fromisoformat(wider["from"][0].replace("Z", "+00:00"))
+    wide_end = datetime.fromisoformat(wider["to"][0].replace("Z", "+00:00"))
+    assert wide_end - wide_start == pytest.approx(2 * (end - start), abs=timedelta(seconds=1))
     page.click("#reset")
     page.wait_for_function("() => location.search === ''")
 

@@ -54,6 +54,8 @@ function context(frame) {
       if (!on) release(frame);
     },
     refresh: () => load(frame),
+    /** The window of the state as it is now (a render's `win` may be a step behind). */
+    currentWindow: () => windowOf(store.state, Date.now(), zonedMidnight),
   };
 }
 

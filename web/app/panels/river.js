@@ -31,6 +31,7 @@ export default {
     body.replaceChildren();
     const by = ctx.state.by;
     toggle(body, ctx);
+    stepper(body, ctx);
     if (!data.rows.length) {
       emptyNote(body, "No spend in this range.");
       return "No spend in this range.";
@@ -116,8 +117,29 @@ export default {
   },
 };
 
+/** Keyboard-friendly range moves (the brush needs a pointer): earlier, zoom, later. */
+function stepper(body, ctx) {
+  // Each move reads the state's window when clicked, not when the river was drawn.
+  const move = (f) => () => {
+    const { start, end } = ctx.currentWindow();
+    const [a, b] = f(start, end, end - start, (start + end) / 2);
+    ctx.choose({ from: new Date(a).toISOString(), to: new Date(Math.min(b, Date.now() + 3600e3)).toISOString() });
+  };
+  const moves = [
+    { key: "earlier", label: "◀", title: "Earlier", go: move((a, b, span) => [a - span / 2, b - span / 2]) },
+    { key: "zoom-in", label: "+", title: "Zoom in (half the range)", go: move((a, b, span, mid) => [mid - span / 4, mid + span / 4]) },
+    { key: "zoom-out", label: "−", title: "Zoom out (twice the range)", go: move((a, b, span, mid) => [mid - span, mid + span]) },
+    { key: "later", label: "▶", title: "Later", go: move((a, b, span) => [a + span / 2, b + span / 2]) },
+  ];
+  d3.select(body).select(".toggle-bar").append("div").attr("class", "toggle").attr("role", "group").attr("aria-label", "Move the range")
+    .selectAll("button").data(moves).join("button")
+    .attr("type", "button").attr("data-move", (d) => d.key).attr("title", (d) => d.title).attr("aria-label", (d) => d.title)
+    .text((d) => d.label).on("click", (_, d) => d.go());
+}
+
 function toggle(body, ctx) {
-  const group = d3.select(body).append("div").attr("class", "toggle").attr("role", "group").attr("aria-label", "Group the river by");
+  const bar = d3.select(body).append("div").attr("class", "toggle-bar");
+  const group = bar.append("div").attr("class", "toggle").attr("role", "group").attr("aria-label", "Group the river by");
   group.selectAll("button").data(["role", "rig", "model"]).join("button")
     .attr("type", "button").attr("aria-pressed", (d) => String(d === ctx.state.by)).text((d) => d)
     .on("click", (_, d) => ctx.choose({ by: d }));
