@@ -21,7 +21,7 @@ from tests.conftest import (
 from tests.test_cli import events, gasometer
 from tests.test_scopes import ws_status
 
-CSP = "default-src 'self'; frame-ancestors 'none'"
+CSP = "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'"
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -18,6 +18,7 @@ from litestar.static_files import create_static_files_router
 from gasometer import __version__
 from gasometer.api import (
     analytics,
+    docs,
     hooks,
     imports,
     ingest,
@@ -120,6 +121,7 @@ def create_app(settings: Settings) -> Litestar:
             openapi_router=Router(
                 "/schema", route_handlers=[], include_in_schema=False, opt={"scope": "public"}
             ),
+            render_plugins=docs.render_plugins(),
         ),
         request_max_body_size=settings.max_body_bytes,
         debug=False,

@@ -50,6 +50,24 @@ def daily(gm: Gasometer, filters: Filters, group_by: GroupBy = "role") -> DailyR
     return DailyResponse(days)
 
 
+class HourlyResponse(msgspec.Struct):
+    """`hours`: one row per UTC hour with spend and key (role unless `group_by` says)."""
+
+    hours: list[dict[str, Any]]
+
+
+@get("/api/stats/hourly", dependencies=FILTERS, sync_to_thread=True, opt=READ)
+def hourly(gm: Gasometer, filters: Filters, group_by: GroupBy = "role") -> HourlyResponse:
+    """Cost per UTC hour and role (or rig, worker, model); the last 24 hours by default,
+    at most 45 days."""
+    hours = []
+    for row in stats.hourly(gm.engine, filters, group_by):
+        item = msgspec.structs.asdict(row)
+        item[group_by] = item.pop("key")
+        hours.append(item)
+    return HourlyResponse(hours)
+
+
 @get("/api/stats/summary", dependencies=FILTERS, sync_to_thread=True, opt=READ)
 def summary(gm: Gasometer, filters: Filters) -> stats.Summary:
     """Today, this week (from Monday), this month, burn rate and the month's projection."""
@@ -107,4 +125,4 @@ def health(gm: Gasometer, state: State) -> Health:
     return report
 
 
-routes = [daily, summary, roles, rigs, costs, health]
+routes = [daily, hourly, summary, roles, rigs, costs, health]

@@ -24,7 +24,10 @@ from litestar.types import (
 
 from gasometer.api.auth import Access, host_allowed
 
-CSP = "default-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
+CSP = (
+    "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'self'; "
+    "form-action 'self'"
+)
 ALWAYS = [
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),

@@ -59,6 +59,19 @@ class DailyRow(msgspec.Struct):
     cache_read_tokens: int
 
 
+class HourRow(msgspec.Struct):
+    """One UTC hour's cost for one role (or rig, worker, model)."""
+
+    hour: str
+    key: str
+    total_usd: float
+    session_count: int
+    event_count: int
+
+
+MAX_HOURLY_SPAN = timedelta(days=45)
+
+
 class Totals(msgspec.Struct):
     """Cost, sessions and events in one window."""
 
@@ -114,6 +127,27 @@ def daily(engine: QueryEngine, filters: Filters, group_by: GroupBy = "role") -> 
     params = {**filters.params(win), "tz": win.tz, "group_by": group_by}
     result = engine.run("daily", params, exact_hours=day_cut_hours(engine, win))
     return [DailyRow(str(r[0]), *r[1:]) for r in result.rows]
+
+
+def hourly(
+    engine: QueryEngine,
+    filters: Filters,
+    group_by: GroupBy = "role",
+    now: datetime | None = None,
+) -> list[HourRow]:
+    """Cost per UTC hour and role (rig, worker or model), hours with spend only: the short
+    ranges of the Cost River. Without `from`/`to` the last 24 hours (to the end of the
+    current hour); a window over 45 days is refused (use the daily series)."""
+    win = filters.window()
+    if filters.start is None and filters.end is None:
+        moment = (now or datetime.now(UTC)).astimezone(UTC)
+        end = moment.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+        win = Window(end - timedelta(hours=24), end, win.tz)
+    if win.end - win.start > MAX_HOURLY_SPAN:
+        raise BadRequest("from/to: at most 45 days of hours; use /api/stats/daily beyond")
+    params = {**filters.params(win), "group_by": group_by}
+    result = engine.run("cost_by_hour", params, exact_hours=exact_hours(win, by_day=False))
+    return [HourRow(*row) for row in result.rows]
 
 
 def totals(engine: QueryEngine, filters: Filters, start: datetime, end: datetime) -> Totals:
