@@ -130,6 +130,13 @@ def test_sigkill_at_random_moments_loses_and_doubles_nothing(tmp_path: Path) -> 
         GASOMETER_LOG_LEVEL="info",
     )
     srv = ServerProcess(tmp_path / "data", free_port(), env).start()
+    try:
+        _random_kills(srv, rng)
+    finally:
+        srv.kill()
+
+
+def _random_kills(srv: ServerProcess, rng: random.Random) -> None:
     journal, stop = Journal(), threading.Event()
     threads = [
         threading.Thread(target=run_client, args=(srv.url, t, journal, stop), daemon=True)
@@ -165,7 +172,7 @@ def test_sigkill_at_random_moments_loses_and_doubles_nothing(tmp_path: Path) -> 
     replay_everything(srv.url, journal, {(t, r) for t, r, _ in map(key_of, rows)})
     srv.stop()
     check_sql(srv.data_dir, sum(journal.sent.values()))
-    orphans = srv.log_text().count("removing orphan file")
+    orphans = srv.log_text().count("removing unpublished file")
     print(
         f"\nacked {len(journal.acked)} of {len(journal.sent)} requests, "
         f"{journal.failed} failed, {orphans} orphan files swept after kills"
