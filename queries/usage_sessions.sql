@@ -1,7 +1,7 @@
 -- Cost and tokens per session and model for the $limit most recently active sessions
 -- (what `gasometer session` lists), with each session's attribution and activity span.
 -- Parameters: $start, $end (TIMESTAMPTZ, [start, end)), $role, $rig, $worker, $issue
---   (NULL = any), $limit (BIGINT, sessions listed).
+--   (NULL = any), $limit (BIGINT, 1 to 10000: sessions listed).
 WITH picked AS MATERIALIZED (
     SELECT *
     FROM hourly

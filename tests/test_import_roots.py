@@ -203,6 +203,28 @@ def test_a_1gib_file_without_newlines_is_read_once_in_bounded_memory(
     assert (again["files_unchanged"], again["bytes_total"], again["bad_lines"]) == (2, 0, 0)
 
 
+def read_response(sock: socket.socket) -> bytes:
+    """One whole HTTP response (headers, then Content-Length bytes of body)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(1 << 16)
+        if not chunk:
+            return data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    while len(body) < length:
+        chunk = sock.recv(1 << 16)
+        if not chunk:
+            break
+        body += chunk
+    return head + b"\r\n\r\n" + body
+
+
 def test_the_server_answers_while_it_checks_a_10mb_import_request(
     served: ServerProcess, roots: Path
 ) -> None:
@@ -220,7 +242,7 @@ def test_the_server_answers_while_it_checks_a_10mb_import_request(
     with socket.create_connection(("127.0.0.1", served.port)) as sock:
         sock.sendall(head + body)
         sock.settimeout(120)
-        reader = threading.Thread(target=lambda: answer.append(sock.recv(1 << 16)))
+        reader = threading.Thread(target=lambda: answer.append(read_response(sock)))
         reader.start()
         answered_meanwhile = 0
         with httpx.Client(base_url=served.url, timeout=60) as client:

@@ -107,7 +107,11 @@ class Store:
         """The last failure of each background step (flush, compact, ...), until it succeeds."""
         self._compaction_skip: dict[str, float] = {}
         self._retention_due = 0.0
-        if readonly and not (self.data_dir / ledger.LEDGER_FILE).exists():
+        if (
+            readonly
+            and not (self.data_dir / ledger.LEDGER_FILE).exists()
+            and not catalog.has_data_files(self.data_dir)
+        ):
             raise StoreMissing(
                 f"{self.data_dir}: no Gasometer data here (check --data-dir or GASOMETER_DATA_DIR)"
             )
