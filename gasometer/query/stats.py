@@ -146,8 +146,17 @@ def hourly(
     if win.end - win.start > MAX_HOURLY_SPAN:
         raise BadRequest("from/to: at most 45 days of hours; use /api/stats/daily beyond")
     params = {**filters.params(win), "group_by": group_by}
-    result = engine.run("cost_by_hour", params, exact_hours=exact_hours(win, by_day=False))
-    return [HourRow(*row) for row in result.rows]
+    result = engine.run("usage_hours", params, exact_hours=exact_hours(win, by_day=False))
+    return [
+        HourRow(
+            hour=row["hour"].astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            key=row["key"],
+            total_usd=row["total_usd"],
+            session_count=row["session_count"],
+            event_count=row["event_count"],
+        )
+        for row in result.dicts()
+    ]
 
 
 def totals(engine: QueryEngine, filters: Filters, start: datetime, end: datetime) -> Totals:
