@@ -5,7 +5,7 @@ A statement is first checked on DuckDB's parse tree against an allow-list
 gasometer.query.worker) with the store's current snapshot. The worker runs it on a fresh
 in-memory DuckDB database holding the views `events` and `hourly` (and the `queries.*`
 macros), confined to the store's files, under DuckDB's memory limit, an OS cap on its
-address space and a time limit; a worker that does not answer in time is killed. Ad-hoc SQL
+allocated memory and a time limit; a worker that does not answer in time is killed. Ad-hoc SQL
 and named queries use separate pools, so callers of one never wait for the other's slots.
 Errors reach the caller without paths: the data directory, HOME and the working directory
 are replaced by placeholders.

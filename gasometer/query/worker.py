@@ -1,7 +1,7 @@
 """The SQL worker: a process of its own that runs one statement at a time for the server.
 
 Started by gasometer.query.pool as `python -m gasometer.query.worker --max-bytes N`. It caps
-its own address space with `setrlimit(RLIMIT_AS)` (so a statement that builds a huge list
+its own writable memory with `setrlimit(RLIMIT_DATA)` (so a statement that builds a huge list
 fails here, not in the server), exits when the server dies, says `ready`,
 then answers requests read from stdin on stdout: each message is a 4-byte big-endian length
 and a msgpack body. A statement runs on a fresh in-memory DuckDB database: the views
@@ -282,7 +282,7 @@ def serve(max_bytes: int) -> int:
     """Cap memory, say ready, then answer requests until stdin closes."""
     _die_with_parent()
     if max_bytes > 0:
-        resource.setrlimit(resource.RLIMIT_AS, (max_bytes, max_bytes))
+        resource.setrlimit(resource.RLIMIT_DATA, (max_bytes, max_bytes))
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing but framed replies may reach the server's pipe
     write_message(stdout, b"ready")
