@@ -11,6 +11,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
@@ -72,7 +73,7 @@ def watch(page: Page, context: BrowserContext) -> Watched:
     record = watched.problems.append
     page.on("console", lambda m: m.type == "error" and record(f"console {m.type}: {m.text}"))
     page.on("pageerror", lambda e: record(f"page error: {e}"))
-    page.on("requestfailed", lambda r: record(f"request failed: {r.url} {r.failure}"))
+    page.on("requestfailed", lambda r: _failed(r, record))
     page.on("response", lambda r: r.status >= 400 and record(f"HTTP {r.status}: {r.url}"))
     return watched
 
@@ -103,3 +104,10 @@ def open_page(browser: Browser) -> Iterator:
 def wait_drawn(page: Page) -> None:
     """Until every panel has drawn (the page marks <html data-drawn="all">)."""
     page.wait_for_selector("html[data-drawn=all]", state="attached", timeout=60_000)
+
+
+def _failed(request: Any, record: Any) -> None:
+    """Record a failed request, except one the page cancelled itself (ERR_ABORTED: a
+    reload or navigation while it was in flight), which says nothing about the server."""
+    if "ERR_ABORTED" not in str(request.failure):
+        record(f"request failed: {request.url} {request.failure}")
